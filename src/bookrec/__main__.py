@@ -1,0 +1,3 @@
+from bookrec.cli import main
+
+main()

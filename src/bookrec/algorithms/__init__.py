@@ -1,0 +1,1 @@
+"""Pure numpy/scipy algorithms: no database, no printing."""

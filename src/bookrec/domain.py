@@ -1,0 +1,69 @@
+"""Plain data shapes shared by readers, storage, services and algorithms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Event names in the order of their integer codes (the code is the index).
+EVENTS: tuple[str, ...] = ("view", "click", "like", "rate", "purchase")
+EVENT_CODES: dict[str, int] = {name: code for code, name in enumerate(EVENTS)}
+RATING_MIN = 1.0
+RATING_MAX = 5.0
+
+VECTOR_FAMILIES: dict[str, tuple[str, str | None]] = {
+    # family -> (books column, users column)
+    "content": ("content_embedding", None),
+    "cf": ("cf_embedding", "cf_vector"),
+    "gnn": ("gnn_vector", None),
+}
+
+
+@dataclass(frozen=True)
+class InteractionArrays:
+    """All interactions as parallel arrays, as the repository hands them to algorithms.
+
+    user_ids / book_ids are database ids (int64); events are codes of EVENTS (int8);
+    ratings are float32 with NaN where the event has none; timestamps are int64 epoch seconds.
+    """
+
+    user_ids: np.ndarray
+    book_ids: np.ndarray
+    events: np.ndarray
+    ratings: np.ndarray
+    timestamps: np.ndarray
+    max_interaction_id: int = 0
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+
+@dataclass
+class BookRecord:
+    """One validated book row, ready for upsert."""
+
+    external_id: str
+    title: str
+    authors: str | None = None
+    description: str | None = None
+    isbn: str | None = None
+    year: int | None = None
+    language: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BookText:
+    """The text fields of a stored book that content embeddings are computed from."""
+
+    book_id: int
+    title: str
+    authors: str | None
+    description: str | None
+    year: int | None
+    language: str | None
+    tags: list[str]
