@@ -1,0 +1,125 @@
+"""The bookrec command line: global options, the error → exit code edge, the commands."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from bookrec import __version__
+from bookrec.errors import EXIT_FAILED, BookrecError, scrub
+
+
+@dataclass
+class AppState:
+    debug: bool = False
+    quiet: bool = False
+    database_url: str | None = None
+    overrides: dict[str, set[str]] = field(default_factory=dict)
+
+
+class BookrecGroup(TyperGroup):
+    """Turns every failure into one line on stderr and a documented exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except BookrecError as exc:
+            _report(ctx, exc.message, exc.hint, exc.details)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _report(ctx, "interrupted; nothing was changed by the unfinished step", None, [])
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _is_click_exception(exc):
+                raise
+            message = _unexpected_message(exc)
+            _report(ctx, message, "run with --debug for the traceback", [])
+            raise typer.Exit(EXIT_FAILED) from None
+
+
+def _is_click_exception(exc: Exception) -> bool:
+    return type(exc).__module__.startswith(("click", "typer"))
+
+
+def _unexpected_message(exc: Exception) -> str:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        psycopg = None
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"database error: {first}"
+    text = str(exc).strip().splitlines()
+    return f"unexpected {type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _report(ctx: Any, message: str, hint: str | None, details: list[str]) -> None:
+    from bookrec import console
+
+    state = ctx.find_object(AppState)
+    if state is not None and state.debug:
+        import traceback
+
+        sys.stderr.write(scrub(traceback.format_exc()))
+    for line in details:
+        console.stderr.print(f"  {scrub(line)}", highlight=False, markup=False)
+    console.error(message + (f" ({hint})" if hint else ""))
+
+
+app = typer.Typer(
+    cls=BookrecGroup,
+    name="bookrec",
+    help="The offline toolkit of a book recommender: load books and interactions, train "
+    "CF/graph/content vectors into the recommender's database, check its health.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"bookrec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        help="Database to use (overrides BOOKREC_DATABASE_URL); default: embedded SQLite.",
+        show_default=False,
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of failures."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Commands are grouped by job; every reporting command takes --json."""
+    ctx.obj = AppState(debug=debug, quiet=quiet, database_url=database_url)
+
+
+def _register() -> None:
+    from bookrec.commands import config, db, ingest, status
+
+    app.add_typer(db.app, name="db")
+    app.add_typer(ingest.app, name="ingest")
+    app.command("status")(status.status)
+    app.command("config")(config.config)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="bookrec")

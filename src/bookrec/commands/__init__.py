@@ -1,0 +1,1 @@
+"""One module per command or group: options → one service call → render."""

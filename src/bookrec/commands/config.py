@@ -1,0 +1,39 @@
+"""bookrec config: the effective settings and where each came from."""
+
+from __future__ import annotations
+
+import typer
+
+from bookrec.commands.common import load_settings, output, state
+
+
+def config(
+    ctx: typer.Context,
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Print the effective settings and the source of each (option, env, .env, default)."""
+    from bookrec.dburl import mask_url
+    from bookrec.settings import database_url, setting_sources
+
+    settings = load_settings(ctx)
+    sources = setting_sources(state(ctx).overrides)
+    rows = []
+    for key, source in sources.items():
+        section, name = key.split(".")
+        value = getattr(getattr(settings, section), name)
+        if key == "database.url":
+            value = mask_url(database_url(settings))
+            if source == "default":
+                source = "default (embedded SQLite)"
+        rows.append({"setting": key, "value": value, "source": source})
+    if json_output:
+        output(rows, True, "")
+        return
+    from rich.table import Table
+
+    from bookrec import console
+
+    table = Table("setting", "value", "source", box=None, pad_edge=False)
+    for row in rows:
+        table.add_row(row["setting"], str(row["value"]), row["source"])
+    console.stdout.print(table)

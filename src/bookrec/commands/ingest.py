@@ -1,0 +1,86 @@
+"""bookrec ingest books / interactions FILE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bookrec.commands.common import load_settings, output, phases, repository
+
+app = typer.Typer(help="Load books or interactions from CSV/JSONL files.", no_args_is_help=True)
+
+FILE = typer.Argument(..., help="CSV or JSONL file (optionally .gz).", show_default=False)
+SKIP_INVALID = typer.Option(
+    False, "--skip-invalid", help="Load the valid rows; write rejected ones to --rejects."
+)
+REJECTS = typer.Option(
+    None, "--rejects", help="With --skip-invalid: CSV of rejected rows and reasons."
+)
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _check_rejects(skip_invalid: bool, rejects: Path | None) -> None:
+    if rejects is not None and not skip_invalid:
+        from bookrec.errors import InputError
+
+        raise InputError("--rejects goes with --skip-invalid")
+
+
+@app.command("books")
+def books(
+    ctx: typer.Context,
+    file: Path = FILE,
+    skip_embeddings: bool = typer.Option(
+        False, "--skip-embeddings", help="Do not compute content embeddings of new books."
+    ),
+    skip_invalid: bool = SKIP_INVALID,
+    rejects: Path | None = REJECTS,
+    json_output: bool = JSON,
+) -> None:
+    """Load book metadata (goodbooks-10k books.csv or generic CSV/JSONL); upsert by external id."""
+    from bookrec.services.ingest import ingest_books
+
+    _check_rejects(skip_invalid, rejects)
+    settings = load_settings(ctx)
+    with repository(settings) as repo, phases(ctx, json_output) as progress:
+        summary = ingest_books(repo, file, progress, skip_invalid=skip_invalid, rejects=rejects)
+    data = summary.to_dict()
+    changed = data["details"].pop("changed_book_ids")
+    d = data["details"]
+    text = (
+        f"{file.name}: {d['inserted']} books added, {d['updated']} updated,"
+        f" {d['unchanged']} unchanged"
+        + (f", {summary.rejected} rejected" if summary.rejected else "")
+        + f" in {summary.seconds:.1f}s"
+    )
+    del changed  # content embeddings of changed books: see bookrec embed
+    output(data, json_output, text)
+
+
+@app.command("interactions")
+def interactions(
+    ctx: typer.Context,
+    file: Path = FILE,
+    skip_invalid: bool = SKIP_INVALID,
+    rejects: Path | None = REJECTS,
+    json_output: bool = JSON,
+) -> None:
+    """Load events user_id,book_id,event,rating,timestamp (or goodbooks ratings)."""
+    from bookrec.services.ingest import ingest_interactions
+
+    _check_rejects(skip_invalid, rejects)
+    settings = load_settings(ctx)
+    with repository(settings) as repo, phases(ctx, json_output) as progress:
+        summary = ingest_interactions(
+            repo, file, progress, skip_invalid=skip_invalid, rejects=rejects
+        )
+    d = summary.details
+    rate = summary.rows_read / summary.seconds if summary.seconds else 0
+    text = (
+        f"{file.name}: {d['inserted']} interactions added, {d['duplicates']} already there,"
+        f" {d['new_users']} new users"
+        + (f", {summary.rejected} rejected" if summary.rejected else "")
+        + f" in {summary.seconds:.1f}s ({rate:,.0f} rows/s)"
+    )
+    output(summary.to_dict(), json_output, text)

@@ -1,0 +1,78 @@
+"""Terminal output: data on stdout, messages and progress bars on stderr."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from bookrec.errors import scrub
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    import orjson
+
+    text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode()
+    sys.stdout.write(scrub(text) + "\n")
+
+
+def message(text: str) -> None:
+    """A one-line result for people (stdout, so that cron mails it)."""
+    stdout.print(scrub(text), highlight=False)
+
+
+def error(text: str) -> None:
+    stderr.print(f"[bold red]error:[/] {scrub(text)}", highlight=False, markup=True)
+
+
+def info(text: str) -> None:
+    stderr.print(scrub(text), highlight=False, style="dim")
+
+
+class RichDisplay:
+    """A Rich progress bar per phase, on stderr; created only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=False,
+        )
+        self.progress.start()
+
+    def start(self, name: str, total: float | None) -> object:
+        return self.progress.add_task(name, total=total)
+
+    def update(self, task: object, done: float, total: float | None) -> None:
+        self.progress.update(task, completed=done, total=total)  # type: ignore[arg-type]
+
+    def stop(self, task: object) -> None:
+        current = next(t for t in self.progress.tasks if t.id == task)
+        if current.total is None:
+            self.progress.update(task, total=1, completed=1)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_display(quiet: bool = False) -> RichDisplay | None:
+    if quiet or not stderr.is_terminal:
+        return None
+    return RichDisplay()

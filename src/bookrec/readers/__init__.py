@@ -1,0 +1,1 @@
+"""Readers: input files to validated rows, streaming, with file/line/field errors."""

@@ -1,0 +1,160 @@
+"""Book files: goodbooks-10k books.csv, or a generic CSV/JSONL with the documented columns.
+
+Generic columns: external_id (or id, book_id), title (required), authors, description, isbn,
+year, language, tags ('|'-separated in CSV, a list in JSONL); any other column is kept in the
+book's metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bookrec.domain import BookRecord
+from bookrec.errors import InputError
+from bookrec.readers.common import ErrorLog, ProgressCallback, Record, RowError, iter_records
+
+GOODBOOKS_MARKERS = {"book_id", "goodreads_book_id", "original_title", "language_code"}
+ID_ALIASES = ("external_id", "id", "book_id")
+KNOWN = {"title", "authors", "description", "isbn", "year", "language", "tags", *ID_ALIASES}
+GOODBOOKS_MAPPED = {
+    "book_id", "title", "authors", "isbn", "isbn13", "original_publication_year", "language_code",
+}  # fmt: skip
+
+
+def read_books(
+    path: Path,
+    errors: ErrorLog,
+    batch_size: int = 2000,
+    on_progress: ProgressCallback | None = None,
+) -> Iterator[list[BookRecord]]:
+    """Batches of valid books; every invalid row goes to errors (with file, line, field)."""
+    header, records = iter_records(path, on_progress)
+    goodbooks = set(header) >= GOODBOOKS_MARKERS
+    has_columns = any(alias in header for alias in ID_ALIASES) and "title" in header
+    if header and not goodbooks and not has_columns:
+        raise InputError(
+            f"{path.name}:1: header: needs an external_id (or id, book_id) and a title"
+            f" column; found {', '.join(header) or 'nothing'}"
+        )
+    batch: list[BookRecord] = []
+    for record in records:
+        try:
+            book = _goodbooks_book(record) if goodbooks else _generic_book(record)
+        except _Invalid as invalid:
+            errors.add(RowError(record.line, invalid.field, invalid.reason, record.raw))
+            continue
+        batch.append(book)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+
+
+def _check_shape(record: Record) -> None:
+    if record.undecodable:
+        raise _Invalid("", "undecodable bytes (the file must be UTF-8)")
+    if record.bad_shape:
+        raise _Invalid("", record.bad_shape)
+
+
+def _text(values: dict[str, Any], name: str) -> str | None:
+    value = values.get(name)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _year(values: dict[str, Any], name: str) -> int | None:
+    text = _text(values, name)
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise _Invalid(name, f"not a year: {text!r}") from None
+    if not number.is_integer() or not -5000 <= number <= 3000:
+        raise _Invalid(name, f"not a year: {text!r}")
+    return int(number)
+
+
+def _goodbooks_book(record: Record) -> BookRecord:
+    _check_shape(record)
+    values = record.values
+    external_id = _text(values, "book_id")
+    if not external_id:
+        raise _Invalid("book_id", "missing")
+    title = _text(values, "title") or _text(values, "original_title")
+    if not title:
+        raise _Invalid("title", "missing")
+    metadata = {k: _number_or_text(v) for k, v in values.items() if k not in GOODBOOKS_MAPPED}
+    return BookRecord(
+        external_id=external_id,
+        title=title,
+        authors=_text(values, "authors"),
+        isbn=_text(values, "isbn"),
+        year=_year(values, "original_publication_year"),
+        language=_text(values, "language_code"),
+        metadata={k: v for k, v in metadata.items() if v not in (None, "")},
+    )
+
+
+def _generic_book(record: Record) -> BookRecord:
+    _check_shape(record)
+    values = record.values
+    id_field = next((a for a in ID_ALIASES if a in values), "external_id")
+    external_id = _text(values, id_field)
+    if not external_id:
+        raise _Invalid(id_field, "missing")
+    title = _text(values, "title")
+    if not title:
+        raise _Invalid("title", "missing")
+    return BookRecord(
+        external_id=external_id,
+        title=title,
+        authors=_authors(values.get("authors")),
+        description=_text(values, "description"),
+        isbn=_text(values, "isbn"),
+        year=_year(values, "year"),
+        language=_text(values, "language"),
+        tags=_tags(values.get("tags")),
+        metadata={k: v for k, v in values.items() if k not in KNOWN and v not in (None, "")},
+    )
+
+
+def _authors(value: Any) -> str | None:
+    if isinstance(value, list):
+        return ", ".join(str(v).strip() for v in value if str(v).strip()) or None
+    return _text({"a": value}, "a")
+
+
+def _tags(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    if not isinstance(value, str):
+        raise _Invalid("tags", "expected text or a list")
+    return [t.strip() for t in value.replace(";", "|").split("|") if t.strip()]
+
+
+def _number_or_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text else number

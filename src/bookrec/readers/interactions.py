@@ -1,0 +1,159 @@
+"""Interaction files: CSV or JSONL events, or goodbooks' user_id,book_id,rating ratings.
+
+Columns: user_id (or user), book_id (or book) — external ids; event (view, click, like, rate,
+purchase); rating (1-5, required for rate); timestamp (ISO 8601 or epoch seconds; missing or
+empty means the time the ingest started). A file without an event column but with a rating
+column (goodbooks ratings.csv) is read as rate events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bookrec.domain import EVENT_CODES, EVENTS, RATING_MAX, RATING_MIN
+from bookrec.errors import InputError
+from bookrec.readers.common import ErrorLog, ProgressCallback, Record, RowError, iter_records
+from bookrec.storage.base import InteractionRow
+
+USER_ALIASES = ("user_id", "user")
+BOOK_ALIASES = ("book_id", "book")
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC).timestamp()
+
+
+def read_interactions(
+    path: Path,
+    book_ids: dict[str, int],
+    errors: ErrorLog,
+    now: float,
+    batch_size: int = 20_000,
+    on_progress: ProgressCallback | None = None,
+) -> Iterator[list[InteractionRow]]:
+    """Batches of valid interaction rows; invalid rows go to errors with file, line, field."""
+    header, records = iter_records(path, on_progress)
+    if header:
+        _check_header(path, header)
+    batch: list[InteractionRow] = []
+    for record in records:
+        try:
+            row = _interaction(record, book_ids, now)
+        except _Invalid as invalid:
+            errors.add(RowError(record.line, invalid.field, invalid.reason, record.raw))
+            continue
+        batch.append(row)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    missing = []
+    if not any(a in header for a in USER_ALIASES):
+        missing.append("user_id")
+    if not any(a in header for a in BOOK_ALIASES):
+        missing.append("book_id")
+    if "event" not in header and "rating" not in header:
+        missing.append("event")
+    if missing:
+        raise InputError(
+            f"{path.name}:1: header: missing column {', '.join(missing)}; expected"
+            " user_id,book_id,event,rating,timestamp (or goodbooks user_id,book_id,rating);"
+            f" found {','.join(header)}"
+        )
+
+
+def _field(values: dict[str, Any], aliases: tuple[str, ...]) -> tuple[str, Any]:
+    for name in aliases:
+        if name in values:
+            return name, values[name]
+    return aliases[0], None
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _interaction(record: Record, book_ids: dict[str, int], now: float) -> InteractionRow:
+    if record.undecodable:
+        raise _Invalid("", "undecodable bytes (the file must be UTF-8)")
+    if record.bad_shape:
+        raise _Invalid("", record.bad_shape)
+    values = record.values
+
+    user_field, user_value = _field(values, USER_ALIASES)
+    user = _text(user_value)
+    if not user:
+        raise _Invalid(user_field, "missing")
+
+    book_field, book_value = _field(values, BOOK_ALIASES)
+    book = _text(book_value)
+    if not book:
+        raise _Invalid(book_field, "missing")
+    book_id = book_ids.get(book)
+    if book_id is None:
+        raise _Invalid(book_field, f"unknown book {book!r} (ingest books first)")
+
+    event = _text(values.get("event", "rate"))
+    if event not in EVENT_CODES:
+        if not event:
+            raise _Invalid("event", "missing")
+        raise _Invalid("event", f"unknown event {event!r} (expected one of {', '.join(EVENTS)})")
+
+    rating = _rating(values.get("rating"), required=event == "rate")
+    return (user, book_id, event, rating, _timestamp(values.get("timestamp"), now))
+
+
+def _rating(value: Any, required: bool) -> float | None:
+    text = _text(value)
+    if not text:
+        if required:
+            raise _Invalid("rating", "missing (required for rate events)")
+        return None
+    try:
+        rating = float(text)
+    except ValueError:
+        raise _Invalid("rating", f"not a number: {text!r}") from None
+    if not RATING_MIN <= rating <= RATING_MAX:
+        raise _Invalid("rating", f"{text} is out of range {RATING_MIN:g}-{RATING_MAX:g}")
+    return rating
+
+
+def _timestamp(value: Any, now: float) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = _text(value)
+        if not text:
+            return now
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = _iso_seconds(text)
+    if not math.isfinite(seconds) or seconds < EARLIEST or seconds > now + 366 * 86400:
+        raise _Invalid("timestamp", f"out of range: {value!r}")
+    return seconds
+
+
+def _iso_seconds(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _Invalid("timestamp", f"not ISO 8601 or epoch seconds: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

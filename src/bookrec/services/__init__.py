@@ -1,0 +1,1 @@
+"""Jobs behind the commands: repository → arrays → algorithm → arrays → repository."""

@@ -1,0 +1,115 @@
+"""Loading books and interactions: validate everything, write all valid rows or none."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bookrec.progress import Phases
+from bookrec.readers.books import read_books
+from bookrec.readers.common import ErrorLog
+from bookrec.readers.interactions import read_interactions
+from bookrec.storage.base import Repository
+
+
+@dataclass
+class IngestSummary:
+    file: str
+    rows_read: int
+    rejected: int
+    seconds: float
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _finish_errors(errors: ErrorLog, skip_invalid: bool, rejects: Path | None, what: str) -> None:
+    if skip_invalid:
+        if rejects is not None:
+            errors.write_rejects(rejects)
+        return
+    errors.raise_if_any(what)
+
+
+def ingest_books(
+    repo: Repository,
+    path: Path,
+    phases: Phases,
+    *,
+    skip_invalid: bool = False,
+    rejects: Path | None = None,
+) -> IngestSummary:
+    started = time.perf_counter()
+    errors = ErrorLog(path, keep_all=skip_invalid)
+    size = path.stat().st_size if path.is_file() else 0
+    with phases.phase("validate", total=size) as update:
+        batches = list(read_books(path, errors, on_progress=update))
+        update(size)
+    _finish_errors(errors, skip_invalid, rejects, "book row")
+    with phases.phase("write"):
+        result = repo.upsert_books(batches)
+    rows = sum(len(b) for b in batches)
+    return IngestSummary(
+        file=str(path),
+        rows_read=rows + errors.count,
+        rejected=errors.count,
+        seconds=round(time.perf_counter() - started, 3),
+        details={
+            "inserted": len(result.inserted),
+            "updated": len(result.updated),
+            "unchanged": result.unchanged,
+            "changed_book_ids": result.inserted + result.updated,
+        },
+    )
+
+
+def ingest_interactions(
+    repo: Repository,
+    path: Path,
+    phases: Phases,
+    *,
+    skip_invalid: bool = False,
+    rejects: Path | None = None,
+) -> IngestSummary:
+    """Stream the file into one transaction; any invalid row (without skip_invalid) rolls it
+    back, after the whole file was validated so the report counts every bad row."""
+    started = time.perf_counter()
+    now = time.time()
+    errors = ErrorLog(path, keep_all=skip_invalid)
+    book_ids = repo.book_id_map()
+    size = path.stat().st_size if path.is_file() else 0
+    loader = None
+    try:
+        with phases.phase("load", total=size) as update:
+            batches = read_interactions(path, book_ids, errors, now, on_progress=update)
+            loader = repo.interaction_loader()
+            for batch in batches:
+                if errors.count and not skip_invalid:
+                    continue  # keep validating; nothing more is written
+                loader.add(batch)
+            update(size)
+        if errors.count and not skip_invalid:
+            loader.rollback()
+            loader = None
+            errors.raise_if_any("interaction row")
+        with phases.phase("commit"):
+            result = loader.commit()
+            loader = None
+    finally:
+        if loader is not None:
+            loader.rollback()
+    _finish_errors(errors, skip_invalid, rejects, "interaction row")
+    return IngestSummary(
+        file=str(path),
+        rows_read=result.rows + errors.count,
+        rejected=errors.count,
+        seconds=round(time.perf_counter() - started, 3),
+        details={
+            "inserted": result.inserted,
+            "duplicates": result.duplicates,
+            "new_users": result.new_users,
+        },
+    )

@@ -1,0 +1,150 @@
+"""Effective settings: defaults < .env file < BOOKREC_* environment < command-line options.
+
+Sections are nested models; an environment variable names section and field joined by one
+underscore, e.g. BOOKREC_DATABASE_URL, BOOKREC_CF_FACTORS, BOOKREC_WEIGHTS_HALF_LIFE_DAYS.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "BOOKREC_"
+ENV_FILE = ".env"
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = Field(
+        None, description="postgresql://user@host/db or sqlite:///path; unset = embedded SQLite"
+    )
+    connect_timeout: float = Field(5.0, description="seconds to wait for the server")
+
+
+class CfSettings(BaseModel):
+    factors: int = Field(128, ge=1, description="vector dimension")
+    iterations: int = Field(15, ge=1, description="ALS iterations")
+    min_interactions: int = Field(2, ge=1, description="k-core: minimum per user and per book")
+    regularization: float = Field(0.05, ge=0, description="L2 regularization of ALS")
+    alpha: float = Field(1.0, gt=0, description="confidence scaling of interaction strength")
+    seed: int = 42
+    threads: int = Field(0, ge=0, description="ALS threads; 0 = all cores")
+
+
+class GnnSettings(BaseModel):
+    dim: int = Field(256, ge=1, description="vector dimension")
+    min_interactions: int = Field(1, ge=1, description="minimum interactions per book")
+    walk_length: int = Field(40, ge=2)
+    walks_per_node: int = Field(10, ge=1)
+    p: float = Field(1.0, gt=0, description="return parameter")
+    q: float = Field(0.5, gt=0, description="in-out parameter")
+    window: int = Field(5, ge=1)
+    epochs: int = Field(1, ge=1)
+    negative: int = Field(5, ge=1)
+    seed: int = 42
+    workers: int = Field(0, ge=0, description="skip-gram workers; 0 = all cores")
+    engine: Literal["builtin", "node2vec"] = "builtin"
+
+
+class ContentSettings(BaseModel):
+    model: Literal["lsa", "minilm"] = "lsa"
+    dim: int = Field(128, ge=2)
+    batch_size: int = Field(64, ge=1)
+    seed: int = 42
+
+
+class WeightsSettings(BaseModel):
+    """Interaction strength per event, shared by cf, gnn, popular and evaluate."""
+
+    view: float = Field(1.0, ge=0)
+    click: float = Field(2.0, ge=0)
+    like: float = Field(4.0, ge=0)
+    purchase: float = Field(6.0, ge=0)
+    rate: float = Field(2.0, ge=0, description="weight per star above rating_floor")
+    rating_floor: float = Field(2.0, ge=0, description="ratings at or below count zero")
+    cap: float = Field(10.0, gt=0, description="maximum strength of one user-book pair")
+    half_life_days: float | None = Field(None, gt=0, description="time decay; unset = none")
+
+
+class HybridSettings(BaseModel):
+    cf: float = Field(1.0, ge=0)
+    gnn: float = Field(0.5, ge=0)
+    content: float = Field(0.25, ge=0)
+    popular: float = Field(0.1, ge=0)
+
+
+class StatusSettings(BaseModel):
+    max_vector_age_hours: float = Field(
+        168.0, gt=0, description="warn when vectors are older than the newest interaction by this"
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+    )
+
+    database: DatabaseSettings = DatabaseSettings()
+    cf: CfSettings = CfSettings()
+    gnn: GnnSettings = GnnSettings()
+    content: ContentSettings = ContentSettings()
+    weights: WeightsSettings = WeightsSettings()
+    hybrid: HybridSettings = HybridSettings()
+    status: StatusSettings = StatusSettings()
+
+    def with_overrides(self, section: str, **values: Any) -> Settings:
+        """A copy with the given section's fields replaced where the value is not None."""
+        given = {k: v for k, v in values.items() if v is not None}
+        if not given:
+            return self
+        current = getattr(self, section)
+        updated = current.model_validate({**current.model_dump(), **given})
+        return self.model_copy(update={section: updated})
+
+
+def default_sqlite_path() -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path("bookrec", appauthor=False) / "bookrec.db"
+
+
+def database_url(settings: Settings) -> str:
+    """The configured URL, or the embedded SQLite default."""
+    if settings.database.url:
+        return settings.database.url
+    return f"sqlite:///{default_sqlite_path()}"
+
+
+def env_var_name(section: str, field: str) -> str:
+    return f"{ENV_PREFIX}{section}_{field}".upper()
+
+
+def setting_sources(cli_overrides: dict[str, set[str]] | None = None) -> dict[str, str]:
+    """Where each 'section.field' came from: option, env, .env or default."""
+    from dotenv import dotenv_values
+
+    cli_overrides = cli_overrides or {}
+    env = {k.upper() for k in os.environ}
+    dotenv = {k.upper() for k in dotenv_values(ENV_FILE)} if Path(ENV_FILE).is_file() else set()
+    sources: dict[str, str] = {}
+    for section, info in Settings.model_fields.items():
+        model = info.annotation
+        for field in model.model_fields:  # type: ignore[union-attr]
+            name = env_var_name(section, field)
+            if field in cli_overrides.get(section, set()):
+                sources[f"{section}.{field}"] = "option"
+            elif name in env:
+                sources[f"{section}.{field}"] = f"env {name}"
+            elif name in dotenv:
+                sources[f"{section}.{field}"] = f".env {name}"
+            else:
+                sources[f"{section}.{field}"] = "default"
+    return sources

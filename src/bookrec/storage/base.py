@@ -1,0 +1,304 @@
+"""The repository interface: everything bookrec reads from or writes to its database."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from bookrec.dburl import DatabaseUrl
+from bookrec.domain import EVENT_CODES, VECTOR_FAMILIES, BookRecord, BookText, InteractionArrays
+from bookrec.errors import JobFailedError, SchemaMissingError, SchemaOutdatedError
+
+# (user external id, book db id, event name, rating or None, occurred_at epoch seconds)
+InteractionRow = tuple[str, int, str, float | None, float]
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+@dataclass
+class BookUpsertResult:
+    inserted: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    unchanged: int = 0
+
+
+@dataclass
+class InteractionLoadResult:
+    rows: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    new_users: int = 0
+
+
+@dataclass(frozen=True)
+class BookSummary:
+    id: int
+    external_id: str
+    title: str
+    authors: str | None
+
+
+@dataclass(frozen=True)
+class VectorStats:
+    family: str
+    side: str  # "books" or "users"
+    column: str
+    rows: int
+    with_vector: int
+    dimensions: dict[int, int]  # dimension -> rows
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    id: int
+    model: str
+    status: str
+    parameters: dict[str, Any]
+    started_at: float
+    finished_at: float | None
+    n_users: int | None
+    n_books: int | None
+    n_interactions: int | None
+    max_interaction_id: int | None
+    phases: dict[str, float]
+    metrics: dict[str, Any]
+    error: str | None
+
+
+def load_migrations(backend_dir: str) -> list[Migration]:
+    folder = resources.files("bookrec.storage") / "migrations" / backend_dir
+    migrations = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            version_text, _, rest = entry.name.partition("_")
+            migrations.append(Migration(int(version_text), rest[:-4], entry.read_text("utf-8")))
+    return migrations
+
+
+def vector_column(family: str, side: str) -> str:
+    books_column, users_column = VECTOR_FAMILIES[family]
+    column = books_column if side == "books" else users_column
+    if column is None:
+        raise ValueError(f"the {family} family has no {side} vectors")
+    return column
+
+
+def check_vectors(ids: np.ndarray, vectors: np.ndarray, what: str) -> None:
+    if vectors.ndim != 2 or len(ids) != len(vectors):
+        raise JobFailedError(f"{what}: {len(ids)} ids but vectors of shape {vectors.shape}")
+    if not np.isfinite(vectors).all():
+        raise JobFailedError(f"{what}: the model produced NaN or infinite values; nothing written")
+
+
+def event_code_sql() -> str:
+    """A SQL CASE turning the event column into its integer code."""
+    whens = " ".join(f"WHEN '{name}' THEN {code}" for name, code in EVENT_CODES.items())
+    return f"CASE event {whens} END"
+
+
+def interaction_arrays(rows: Sequence[tuple], max_interaction_id: int) -> InteractionArrays:
+    """Rows of (user_id, book_id, event_code, rating|None, epoch) to InteractionArrays."""
+    if not rows:
+        empty = np.empty(0, dtype=np.int64)
+        return InteractionArrays(
+            empty, empty.copy(), np.empty(0, np.int8), np.empty(0, np.float32), empty.copy(), 0
+        )
+    table = np.array(rows, dtype=np.float64)  # None ratings become NaN
+    return InteractionArrays(
+        user_ids=table[:, 0].astype(np.int64),
+        book_ids=table[:, 1].astype(np.int64),
+        events=table[:, 2].astype(np.int8),
+        ratings=table[:, 3].astype(np.float32),
+        timestamps=np.floor(table[:, 4]).astype(np.int64),
+        max_interaction_id=max_interaction_id,
+    )
+
+
+class InteractionLoader(ABC):
+    """One transaction that stages interaction rows and commits them all, or none."""
+
+    @abstractmethod
+    def add(self, rows: Sequence[InteractionRow]) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> InteractionLoadResult: ...
+
+    @abstractmethod
+    def rollback(self) -> None: ...
+
+
+class Repository(ABC):
+    """One database. Every write method is atomic; vector replacement is one transaction."""
+
+    backend: str
+    migrations_dir: str
+
+    def __init__(self, url: DatabaseUrl) -> None:
+        self.url = url
+
+    # -- lifecycle and schema -------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def schema_version(self) -> int | None:
+        """The applied schema version, or None when there is no bookrec schema."""
+
+    @abstractmethod
+    def apply_migration(self, migration: Migration) -> None: ...
+
+    @abstractmethod
+    def migration_lock(self) -> AbstractContextManager[None]: ...
+
+    def migrations(self) -> list[Migration]:
+        return load_migrations(self.migrations_dir)
+
+    def latest_schema_version(self) -> int:
+        return max(m.version for m in self.migrations())
+
+    def migrate(self) -> list[Migration]:
+        """Apply every migration not yet applied, each in its own transaction."""
+        with self.migration_lock():
+            current = self.schema_version() or 0
+            pending = [m for m in self.migrations() if m.version > current]
+            for migration in pending:
+                self.apply_migration(migration)
+            return pending
+
+    def require_schema(self) -> None:
+        version = self.schema_version()
+        if version is None:
+            raise SchemaMissingError()
+        latest = self.latest_schema_version()
+        if version < latest:
+            raise SchemaOutdatedError(version, latest)
+
+    # -- books -----------------------------------------------------------------------------
+    @abstractmethod
+    def book_id_map(self) -> dict[str, int]:
+        """external id -> database id of every book."""
+
+    @abstractmethod
+    def upsert_books(self, batches: Iterable[Sequence[BookRecord]]) -> BookUpsertResult:
+        """Insert new books and update changed ones, all batches in one transaction.
+
+        A change to a book's text clears its content embedding so that it is embedded again.
+        """
+
+    @abstractmethod
+    def book_texts(self, ids: Sequence[int] | None = None) -> list[BookText]: ...
+
+    @abstractmethod
+    def book_summaries(self, ids: Sequence[int]) -> list[BookSummary]: ...
+
+    @abstractmethod
+    def books_without_vector(self, family: str) -> list[int]: ...
+
+    # -- users and interactions ----------------------------------------------------------
+    @abstractmethod
+    def find_user(self, external_id: str) -> int | None: ...
+
+    @abstractmethod
+    def find_book(self, external_id: str) -> int | None: ...
+
+    @abstractmethod
+    def interaction_loader(self) -> InteractionLoader: ...
+
+    @abstractmethod
+    def load_interactions(self, user_id: int | None = None) -> InteractionArrays:
+        """All interactions (or one user's) from one snapshot, up to its newest id."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, Any]:
+        """books, users, interactions, per-event counts, first/last interaction time."""
+
+    @abstractmethod
+    def interactions_after(self, interaction_id: int) -> int:
+        """How many interactions have an id above the given one (arrived since a run)."""
+
+    # -- vectors ---------------------------------------------------------------------------
+    @abstractmethod
+    def vector_stats(self, family: str, side: str) -> VectorStats: ...
+
+    @abstractmethod
+    def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:
+        """(ids, float32 matrix) of every row that has a vector of that family."""
+
+    @abstractmethod
+    def replace_vectors(
+        self,
+        family: str,
+        run_id: int,
+        run_result: dict[str, Any],
+        book_ids: np.ndarray,
+        book_vectors: np.ndarray,
+        user_ids: np.ndarray | None = None,
+        user_vectors: np.ndarray | None = None,
+        artifacts: dict[str, bytes] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        """In one transaction: write the family's vectors, NULL it everywhere else, and mark
+        the run succeeded with run_result (finish_run's fields). Nothing changes on error."""
+
+    @abstractmethod
+    def update_vectors(
+        self,
+        family: str,
+        run_id: int,
+        run_result: dict[str, Any],
+        book_ids: np.ndarray,
+        book_vectors: np.ndarray,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        """Like replace_vectors, but leaves the vectors of other books as they are."""
+
+    # -- training runs and locks ---------------------------------------------------------
+    @abstractmethod
+    def start_run(self, model: str, parameters: dict[str, Any]) -> int: ...
+
+    @abstractmethod
+    def finish_run(self, run_id: int, status: str, **result: Any) -> None:
+        """Record the outcome: status, n_users, n_books, n_interactions, max_interaction_id,
+        phases, metrics, error."""
+
+    @abstractmethod
+    def runs(self, model: str | None = None, limit: int = 20) -> list[TrainingRun]: ...
+
+    def latest_run(self, model: str, status: str | None = "succeeded") -> TrainingRun | None:
+        for run in self.runs(model, limit=50):
+            if status is None or run.status == status:
+                return run
+        return None
+
+    @abstractmethod
+    def latest_artifact(self, model: str, name: str) -> tuple[int, bytes] | None: ...
+
+    @abstractmethod
+    def training_lock(self, model: str, wait: bool = False) -> AbstractContextManager[None]:
+        """Held for a whole training run; raises LockBusyError unless wait."""
+
+    @abstractmethod
+    def is_empty(self) -> bool:
+        """No books, users or interactions."""
+
+    def iter_chunks(self, n: int, size: int) -> Iterator[tuple[int, int]]:
+        for start in range(0, n, size):
+            yield start, min(n, start + size)

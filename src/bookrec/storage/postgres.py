@@ -1,0 +1,475 @@
+"""The PostgreSQL repository (production): psycopg 3, COPY for every bulk write."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+
+from bookrec.dburl import DatabaseUrl
+from bookrec.domain import EVENTS, BookRecord, BookText
+from bookrec.errors import DatabaseUnavailableError, LockBusyError, scrub
+from bookrec.storage.base import (
+    BookSummary,
+    BookUpsertResult,
+    InteractionLoader,
+    InteractionLoadResult,
+    InteractionRow,
+    Migration,
+    ProgressCallback,
+    Repository,
+    TrainingRun,
+    VectorStats,
+    check_vectors,
+    event_code_sql,
+    interaction_arrays,
+    vector_column,
+)
+
+VECTOR_CHUNK = 5000
+BOOK_FIELDS = ("title", "authors", "description", "isbn", "year", "language", "tags", "metadata")
+TEXT_FIELDS = ("title", "authors", "description", "year", "language", "tags")
+MIGRATION_LOCK_KEY = "bookrec:migrate"
+
+
+def connection_error(url: DatabaseUrl, exc: Exception) -> DatabaseUnavailableError:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(exc).__name__
+    reason = reason.removeprefix("connection failed: ")
+    return DatabaseUnavailableError(f"cannot connect to {url.where}: {scrub(reason)}")
+
+
+def _float4_copy_payload(ids: np.ndarray, vectors: np.ndarray) -> bytes:
+    """COPY BINARY rows of (bigint id, real[] vector), built in one numpy pass."""
+    n_rows, dim = vectors.shape
+    row = np.dtype(
+        [
+            ("n_fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("array_len", ">i4"),
+            ("ndim", ">i4"), ("has_null", ">i4"), ("elem_oid", ">i4"), ("dim", ">i4"),
+            ("lower_bound", ">i4"), ("values", [("len", ">i4"), ("value", ">f4")], (dim,)),
+        ]
+    )  # fmt: skip
+    table = np.zeros(n_rows, dtype=row)
+    table["n_fields"] = 2
+    table["id_len"] = 8
+    table["id"] = ids
+    table["array_len"] = 20 + 8 * dim
+    table["ndim"] = 1
+    table["elem_oid"] = 700  # float4
+    table["dim"] = dim
+    table["lower_bound"] = 1
+    table["values"]["len"] = 4
+    table["values"]["value"] = vectors
+    return table.tobytes()
+
+
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+COPY_TRAILER = b"\xff\xff"
+
+
+class PostgresInteractionLoader(InteractionLoader):
+    def __init__(self, repo: PostgresRepository) -> None:
+        self.conn = repo.conn
+        self.rows = 0
+        self._tx = self.conn.transaction()
+        self._tx.__enter__()
+        self.conn.execute(
+            "CREATE TEMP TABLE staged_interactions (user_external_id text, book_id bigint,"
+            " event text, rating real, occurred_at double precision) ON COMMIT DROP"
+        )
+
+    def add(self, rows: Sequence[InteractionRow]) -> None:
+        with self.conn.cursor().copy("COPY staged_interactions FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        self.rows += len(rows)
+
+    def commit(self) -> InteractionLoadResult:
+        try:
+            new_users = self.conn.execute(
+                "INSERT INTO users (external_id) SELECT DISTINCT user_external_id"
+                " FROM staged_interactions ON CONFLICT (external_id) DO NOTHING"
+            ).rowcount
+            inserted = self.conn.execute(
+                "INSERT INTO interactions (user_id, book_id, event, rating, occurred_at)"
+                " SELECT u.id, s.book_id, s.event, s.rating, to_timestamp(s.occurred_at)"
+                " FROM staged_interactions s JOIN users u ON u.external_id = s.user_external_id"
+                " ON CONFLICT (user_id, book_id, event, occurred_at) DO NOTHING"
+            ).rowcount
+        except BaseException as exc:
+            self._tx.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._tx.__exit__(None, None, None)
+        return InteractionLoadResult(
+            rows=self.rows, inserted=inserted, duplicates=self.rows - inserted, new_users=new_users
+        )
+
+    def rollback(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self._tx.__exit__(psycopg.Rollback, psycopg.Rollback(), None)
+
+
+class PostgresRepository(Repository):
+    backend = "postgresql"
+    migrations_dir = "postgres"
+
+    def __init__(self, url: DatabaseUrl, connect_timeout: float = 5.0) -> None:
+        super().__init__(url)
+        try:
+            self.conn = psycopg.connect(
+                url.raw,
+                autocommit=True,
+                connect_timeout=max(1, round(connect_timeout)),
+                application_name="bookrec",
+            )
+        except psycopg.Error as exc:
+            raise connection_error(url, exc) from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- schema ----------------------------------------------------------------------------
+    def schema_version(self) -> int | None:
+        exists = self.conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+        if not exists or exists[0] is None:
+            return None
+        return self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+
+    @contextlib.contextmanager
+    def migration_lock(self) -> Iterator[None]:
+        self.conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (MIGRATION_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            self.conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (MIGRATION_LOCK_KEY,))
+
+    def apply_migration(self, migration: Migration) -> None:
+        with self.conn.transaction():
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            self.conn.execute(migration.sql.encode())
+            self.conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                (migration.version, migration.name),
+            )
+
+    # -- books -----------------------------------------------------------------------------
+    def book_id_map(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT external_id, id FROM books").fetchall())
+
+    def upsert_books(self, batches: Iterable[Sequence[BookRecord]]) -> BookUpsertResult:
+        result = BookUpsertResult()
+        columns = ", ".join(BOOK_FIELDS)
+        changed = " OR ".join(f"b.{f} IS DISTINCT FROM s.{f}" for f in BOOK_FIELDS)
+        text_changed = " OR ".join(f"b.{f} IS DISTINCT FROM s.{f}" for f in TEXT_FIELDS)
+        with self.conn.transaction():
+            self.conn.execute(
+                "CREATE TEMP TABLE staged_books (LIKE books INCLUDING DEFAULTS) ON COMMIT DROP"
+            )
+            with self.conn.cursor().copy(
+                f"COPY staged_books (external_id, {columns}) FROM STDIN"
+            ) as copy:
+                for batch in batches:
+                    for record in batch:
+                        copy.write_row(_book_row(record))
+            staged = self.conn.execute(
+                "SELECT count(DISTINCT external_id) FROM staged_books"
+            ).fetchone()[0]
+            # Last row wins when a file repeats an external id.
+            self.conn.execute(
+                "DELETE FROM staged_books a USING staged_books b"
+                " WHERE a.external_id = b.external_id AND a.ctid < b.ctid"
+            )
+            result.updated = [
+                r[0]
+                for r in self.conn.execute(
+                    f"UPDATE books b SET {', '.join(f'{f} = s.{f}' for f in BOOK_FIELDS)},"
+                    f" content_embedding = CASE WHEN {text_changed} THEN NULL"
+                    f" ELSE b.content_embedding END, updated_at = now()"
+                    f" FROM staged_books s WHERE b.external_id = s.external_id AND ({changed})"
+                    f" RETURNING b.id"
+                )
+            ]
+            result.inserted = [
+                r[0]
+                for r in self.conn.execute(
+                    f"INSERT INTO books (external_id, {columns})"
+                    f" SELECT external_id, {columns} FROM staged_books s"
+                    f" WHERE NOT EXISTS (SELECT 1 FROM books b WHERE b.external_id = s.external_id)"
+                    f" ORDER BY s.ctid RETURNING id"
+                )
+            ]
+            result.unchanged = staged - len(result.updated) - len(result.inserted)
+        return result
+
+    def book_texts(self, ids: Sequence[int] | None = None) -> list[BookText]:
+        sql = "SELECT id, title, authors, description, year, language, tags FROM books"
+        rows = self._select_by_ids(sql, ids)
+        return [BookText(*r) for r in rows]
+
+    def book_summaries(self, ids: Sequence[int]) -> list[BookSummary]:
+        rows = self._select_by_ids("SELECT id, external_id, title, authors FROM books", ids)
+        by_id = {r[0]: BookSummary(*r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def _select_by_ids(self, sql: str, ids: Sequence[int] | None) -> list[tuple]:
+        if ids is None:
+            return self.conn.execute(sql + " ORDER BY id").fetchall()
+        return self.conn.execute(
+            sql + " WHERE id = ANY(%s) ORDER BY id", ([int(i) for i in ids],)
+        ).fetchall()
+
+    def books_without_vector(self, family: str) -> list[int]:
+        column = vector_column(family, "books")
+        rows = self.conn.execute(f"SELECT id FROM books WHERE {column} IS NULL ORDER BY id")
+        return [r[0] for r in rows]
+
+    # -- users and interactions ----------------------------------------------------------
+    def find_user(self, external_id: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM users WHERE external_id = %s", (external_id,))
+        found = row.fetchone()
+        return found[0] if found else None
+
+    def find_book(self, external_id: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM books WHERE external_id = %s", (external_id,))
+        found = row.fetchone()
+        return found[0] if found else None
+
+    def interaction_loader(self) -> InteractionLoader:
+        return PostgresInteractionLoader(self)
+
+    def load_interactions(self, user_id: int | None = None):
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            max_id = self.conn.execute("SELECT coalesce(max(id), 0) FROM interactions")
+            max_id = max_id.fetchone()[0]
+            sql = (
+                f"SELECT user_id, book_id, {event_code_sql()}, rating,"
+                " extract(epoch FROM occurred_at)::float8 FROM interactions WHERE id <= %s"
+            )
+            params: tuple = (max_id,)
+            if user_id is not None:
+                sql += " AND user_id = %s"
+                params = (max_id, user_id)
+            with self.conn.cursor(binary=True) as cursor:
+                rows = cursor.execute(sql, params).fetchall()
+        return interaction_arrays(rows, max_id)
+
+    def counts(self) -> dict[str, Any]:
+        c = self.conn
+        per_event = dict.fromkeys(EVENTS, 0)
+        per_event.update(c.execute("SELECT event, count(*) FROM interactions GROUP BY event"))
+        first, last, max_id = c.execute(
+            "SELECT extract(epoch FROM min(occurred_at))::float8,"
+            " extract(epoch FROM max(occurred_at))::float8, max(id) FROM interactions"
+        ).fetchone()
+        return {
+            "books": c.execute("SELECT count(*) FROM books").fetchone()[0],
+            "users": c.execute("SELECT count(*) FROM users").fetchone()[0],
+            "interactions": sum(per_event.values()),
+            "interactions_by_event": per_event,
+            "first_interaction_at": first,
+            "last_interaction_at": last,
+            "max_interaction_id": max_id or 0,
+        }
+
+    def interactions_after(self, interaction_id: int) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM interactions WHERE id > %s", (interaction_id,)
+        ).fetchone()
+        return row[0]
+
+    def is_empty(self) -> bool:
+        if self.schema_version() is None:
+            return True
+        return not any(
+            self.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+            for table in ("books", "users", "interactions")
+        )
+
+    # -- vectors ---------------------------------------------------------------------------
+    def vector_stats(self, family: str, side: str) -> VectorStats:
+        column = vector_column(family, side)
+        rows = self.conn.execute(f"SELECT count(*) FROM {side}").fetchone()[0]
+        dims = dict(
+            self.conn.execute(
+                f"SELECT jsonb_array_length({column}), count(*) FROM {side}"
+                f" WHERE {column} IS NOT NULL GROUP BY 1"
+            ).fetchall()
+        )
+        return VectorStats(family, side, column, rows, sum(dims.values()), dims)
+
+    def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:
+        column = vector_column(family, side)
+        rows = self.conn.execute(
+            f"SELECT id, {column}::text FROM {side} WHERE {column} IS NOT NULL ORDER BY id"
+        ).fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        if not rows:
+            return ids, np.empty((0, 0), dtype=np.float32)
+        return ids, np.array([orjson.loads(r[1]) for r in rows], dtype=np.float32)
+
+    def replace_vectors(
+        self,
+        family,
+        run_id,
+        run_result,
+        book_ids,
+        book_vectors,
+        user_ids=None,
+        user_vectors=None,
+        artifacts=None,
+        on_progress=None,
+    ) -> None:
+        self._write_vectors(
+            family, run_id, run_result, book_ids, book_vectors, user_ids, user_vectors,
+            artifacts, on_progress, clear_others=True,
+        )  # fmt: skip
+
+    def update_vectors(self, family, run_id, run_result, book_ids, book_vectors, on_progress=None):
+        self._write_vectors(
+            family, run_id, run_result, book_ids, book_vectors, None, None, None, on_progress,
+            clear_others=False,
+        )  # fmt: skip
+
+    def _write_vectors(
+        self,
+        family: str,
+        run_id: int,
+        run_result: dict[str, Any],
+        book_ids: np.ndarray,
+        book_vectors: np.ndarray,
+        user_ids: np.ndarray | None,
+        user_vectors: np.ndarray | None,
+        artifacts: dict[str, bytes] | None,
+        on_progress: ProgressCallback | None,
+        clear_others: bool,
+    ) -> None:
+        sides = [("books", book_ids, book_vectors)]
+        if user_ids is not None and user_vectors is not None:
+            sides.append(("users", user_ids, user_vectors))
+        for side, ids, vectors in sides:
+            check_vectors(ids, vectors, f"{family} {side} vectors")
+        total = sum(len(ids) for _, ids, _ in sides)
+        done = 0
+        with self.conn.transaction():
+            for side, ids, vectors in sides:
+                column = vector_column(family, side)
+                staged = f"staged_{side}_vectors"
+                self.conn.execute(
+                    f"CREATE TEMP TABLE {staged} (id bigint PRIMARY KEY, v real[]) ON COMMIT DROP"
+                )
+                with self.conn.cursor().copy(f"COPY {staged} FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(COPY_HEADER)
+                    for start, stop in self.iter_chunks(len(ids), VECTOR_CHUNK):
+                        copy.write(_float4_copy_payload(ids[start:stop], vectors[start:stop]))
+                        done += stop - start
+                        if on_progress:
+                            on_progress(done, total)
+                    copy.write(COPY_TRAILER)
+                if clear_others:
+                    self.conn.execute(
+                        f"UPDATE {side} t SET {column} = NULL WHERE {column} IS NOT NULL"
+                        f" AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE s.id = t.id)"
+                    )
+                self.conn.execute(
+                    f"UPDATE {side} t SET {column} = to_jsonb(s.v) FROM {staged} s"
+                    f" WHERE t.id = s.id"
+                )
+            for name, data in (artifacts or {}).items():
+                self.conn.execute(
+                    "INSERT INTO model_artifacts VALUES (%s, %s, %s)", (run_id, name, data)
+                )
+            self._finish_run(run_id, "succeeded", run_result)
+
+    # -- runs and locks --------------------------------------------------------------------
+    def start_run(self, model: str, parameters: dict[str, Any]) -> int:
+        row = self.conn.execute(
+            "INSERT INTO training_runs (model, status, parameters, started_at)"
+            " VALUES (%s, 'running', %s, now()) RETURNING id",
+            (model, Jsonb(parameters)),
+        ).fetchone()
+        return int(row[0])
+
+    def finish_run(self, run_id: int, status: str, **result: Any) -> None:
+        self._finish_run(run_id, status, result)
+
+    def _finish_run(self, run_id: int, status: str, result: dict[str, Any]) -> None:
+        self.conn.execute(
+            "UPDATE training_runs SET status = %s, finished_at = now(), n_users = %s,"
+            " n_books = %s, n_interactions = %s, max_interaction_id = %s, phases = %s,"
+            " metrics = %s, error = %s WHERE id = %s",
+            (
+                status,
+                result.get("n_users"),
+                result.get("n_books"),
+                result.get("n_interactions"),
+                result.get("max_interaction_id"),
+                Jsonb(result.get("phases", {})),
+                Jsonb(result.get("metrics", {})),
+                result.get("error"),
+                run_id,
+            ),
+        )
+
+    def runs(self, model: str | None = None, limit: int = 20) -> list[TrainingRun]:
+        sql = (
+            "SELECT id, model, status, parameters, extract(epoch FROM started_at)::float8,"
+            " extract(epoch FROM finished_at)::float8, n_users, n_books, n_interactions,"
+            " max_interaction_id, phases, metrics, error FROM training_runs"
+        )
+        params: tuple = ()
+        if model:
+            sql += " WHERE model = %s"
+            params = (model,)
+        rows = self.conn.execute(sql + " ORDER BY id DESC LIMIT %s", (*params, limit))
+        return [TrainingRun(*r) for r in rows.fetchall()]
+
+    def latest_artifact(self, model: str, name: str) -> tuple[int, bytes] | None:
+        row = self.conn.execute(
+            "SELECT a.run_id, a.data FROM model_artifacts a JOIN training_runs r"
+            " ON r.id = a.run_id WHERE r.model = %s AND a.name = %s AND r.status = 'succeeded'"
+            " ORDER BY a.run_id DESC LIMIT 1",
+            (model, name),
+        ).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    @contextlib.contextmanager
+    def training_lock(self, model: str, wait: bool = False) -> Iterator[None]:
+        # A session-level advisory lock: it dies with the connection, so with the process.
+        key = f"bookrec:train:{model}"
+        if wait:
+            self.conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        else:
+            got = self.conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
+            if not got.fetchone()[0]:
+                raise LockBusyError(
+                    f"another bookrec train {model} is running on {self.url.where}",
+                    hint="wait for it to finish, or pass --wait",
+                )
+        try:
+            yield
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
+def _book_row(record: BookRecord) -> tuple:
+    return (
+        record.external_id,
+        record.title,
+        record.authors,
+        record.description,
+        record.isbn,
+        record.year,
+        record.language,
+        orjson.dumps(record.tags).decode(),
+        orjson.dumps(record.metadata).decode(),
+    )

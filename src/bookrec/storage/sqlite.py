@@ -1,0 +1,459 @@
+"""The embedded SQLite repository (the default)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from bookrec.dburl import DatabaseUrl
+from bookrec.domain import EVENTS, BookRecord, BookText
+from bookrec.errors import DatabaseUnavailableError, LockBusyError
+from bookrec.storage.base import (
+    BookSummary,
+    BookUpsertResult,
+    InteractionLoader,
+    InteractionLoadResult,
+    InteractionRow,
+    Migration,
+    ProgressCallback,
+    Repository,
+    TrainingRun,
+    VectorStats,
+    check_vectors,
+    event_code_sql,
+    interaction_arrays,
+    vector_column,
+)
+
+VECTOR_CHUNK = 5000
+BOOK_FIELDS = ("title", "authors", "description", "isbn", "year", "language", "tags", "metadata")
+TEXT_FIELDS = ("title", "authors", "description", "year", "language", "tags")
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+class SqliteInteractionLoader(InteractionLoader):
+    def __init__(self, repo: SqliteRepository) -> None:
+        self.repo = repo
+        self.conn = repo.conn
+        self.rows = 0
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute(
+            "CREATE TEMP TABLE staged_interactions (user_external_id TEXT, book_id INTEGER,"
+            " event TEXT, rating REAL, occurred_at REAL)"
+        )
+
+    def add(self, rows: Sequence[InteractionRow]) -> None:
+        self.conn.executemany("INSERT INTO staged_interactions VALUES (?, ?, ?, ?, ?)", rows)
+        self.rows += len(rows)
+
+    def commit(self) -> InteractionLoadResult:
+        try:
+            users_before = self.conn.execute("SELECT count(*) FROM users").fetchone()[0]
+            self.conn.execute(
+                "INSERT OR IGNORE INTO users (external_id)"
+                " SELECT DISTINCT user_external_id FROM staged_interactions"
+            )
+            users_after = self.conn.execute("SELECT count(*) FROM users").fetchone()[0]
+            inserted = self.conn.execute(
+                "INSERT OR IGNORE INTO interactions (user_id, book_id, event, rating, occurred_at)"
+                " SELECT u.id, s.book_id, s.event, s.rating, s.occurred_at"
+                " FROM staged_interactions s JOIN users u ON u.external_id = s.user_external_id"
+            ).rowcount
+            self.conn.execute("DROP TABLE staged_interactions")
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+        return InteractionLoadResult(
+            rows=self.rows,
+            inserted=inserted,
+            duplicates=self.rows - inserted,
+            new_users=users_after - users_before,
+        )
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        self.conn.execute("DROP TABLE IF EXISTS temp.staged_interactions")
+
+
+class SqliteRepository(Repository):
+    backend = "sqlite"
+    migrations_dir = "sqlite"
+
+    def __init__(self, url: DatabaseUrl, create: bool = False) -> None:
+        super().__init__(url)
+        path = url.sqlite_path
+        assert path is not None
+        if not path.exists() and not create:
+            # An absent file is an absent schema; do not leave an empty file behind.
+            self.conn = sqlite3.connect(":memory:", isolation_level=None)
+            self._missing_file = True
+            return
+        self._missing_file = False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+        except (sqlite3.Error, OSError) as exc:
+            raise DatabaseUnavailableError(f"cannot open {url.where}: {exc}") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- schema ----------------------------------------------------------------------------
+    def schema_version(self) -> int | None:
+        if self._missing_file:
+            return None
+        exists = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        if not exists:
+            return None
+        return self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+
+    @contextlib.contextmanager
+    def migration_lock(self) -> Iterator[None]:
+        with self._file_lock("migrate", wait=True):
+            yield
+
+    def apply_migration(self, migration: Migration) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            for statement in _split_sql(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                (migration.version, migration.name, time.time()),
+            )
+
+    # -- books -----------------------------------------------------------------------------
+    def book_id_map(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT external_id, id FROM books"))
+
+    def upsert_books(self, batches: Iterable[Sequence[BookRecord]]) -> BookUpsertResult:
+        result = BookUpsertResult()
+        changed = " OR ".join(f"books.{f} IS NOT excluded.{f}" for f in BOOK_FIELDS)
+        text_changed = " OR ".join(f"books.{f} IS NOT excluded.{f}" for f in TEXT_FIELDS)
+        sql = (
+            f"INSERT INTO books (external_id, {', '.join(BOOK_FIELDS)}) VALUES (?{', ?' * 8})"
+            f" ON CONFLICT (external_id) DO UPDATE SET"
+            f" {', '.join(f'{f} = excluded.{f}' for f in BOOK_FIELDS)},"
+            f" content_embedding = CASE WHEN {text_changed} THEN NULL"
+            f" ELSE books.content_embedding END,"
+            f" updated_at = (julianday('now') - 2440587.5) * 86400.0"
+            f" WHERE {changed} RETURNING id, created_at = updated_at"
+        )
+        with self._transaction() as conn:
+            known = set(self.book_id_map())
+            for batch in batches:
+                for record in batch:
+                    row = conn.execute(sql, _book_params(record)).fetchone()
+                    if row is None:
+                        result.unchanged += 1
+                    elif record.external_id in known:
+                        result.updated.append(row[0])
+                    else:
+                        result.inserted.append(row[0])
+                        known.add(record.external_id)
+        return result
+
+    def book_texts(self, ids: Sequence[int] | None = None) -> list[BookText]:
+        sql = "SELECT id, title, authors, description, year, language, tags FROM books"
+        rows = self._select_by_ids(sql, ids)
+        return [BookText(r[0], r[1], r[2], r[3], r[4], r[5], orjson.loads(r[6])) for r in rows]
+
+    def book_summaries(self, ids: Sequence[int]) -> list[BookSummary]:
+        rows = self._select_by_ids("SELECT id, external_id, title, authors FROM books", ids)
+        by_id = {r[0]: BookSummary(*r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def _select_by_ids(self, sql: str, ids: Sequence[int] | None) -> list[tuple]:
+        if ids is None:
+            return self.conn.execute(sql + " ORDER BY id").fetchall()
+        rows: list[tuple] = []
+        id_list = [int(i) for i in ids]
+        for start in range(0, len(id_list), 900):
+            chunk = id_list[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            rows.extend(self.conn.execute(f"{sql} WHERE id IN ({marks})", chunk))
+        return sorted(rows)
+
+    def books_without_vector(self, family: str) -> list[int]:
+        column = vector_column(family, "books")
+        return [r[0] for r in self.conn.execute(f"SELECT id FROM books WHERE {column} IS NULL")]
+
+    # -- users and interactions ----------------------------------------------------------
+    def find_user(self, external_id: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM users WHERE external_id = ?", (external_id,))
+        found = row.fetchone()
+        return found[0] if found else None
+
+    def find_book(self, external_id: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM books WHERE external_id = ?", (external_id,))
+        found = row.fetchone()
+        return found[0] if found else None
+
+    def interaction_loader(self) -> InteractionLoader:
+        return SqliteInteractionLoader(self)
+
+    def load_interactions(self, user_id: int | None = None):
+        self.conn.execute("BEGIN")
+        try:
+            max_id = self.conn.execute("SELECT coalesce(max(id), 0) FROM interactions")
+            max_id = max_id.fetchone()[0]
+            sql = (
+                f"SELECT user_id, book_id, {event_code_sql()}, rating, occurred_at"
+                " FROM interactions WHERE id <= ?"
+            )
+            params: tuple = (max_id,)
+            if user_id is not None:
+                sql += " AND user_id = ?"
+                params = (max_id, user_id)
+            rows = self.conn.execute(sql, params).fetchall()
+        finally:
+            self.conn.execute("COMMIT")
+        return interaction_arrays(rows, max_id)
+
+    def counts(self) -> dict[str, Any]:
+        c = self.conn
+        per_event = dict.fromkeys(EVENTS, 0)
+        per_event.update(c.execute("SELECT event, count(*) FROM interactions GROUP BY event"))
+        first, last, max_id = c.execute(
+            "SELECT min(occurred_at), max(occurred_at), max(id) FROM interactions"
+        ).fetchone()
+        return {
+            "books": c.execute("SELECT count(*) FROM books").fetchone()[0],
+            "users": c.execute("SELECT count(*) FROM users").fetchone()[0],
+            "interactions": sum(per_event.values()),
+            "interactions_by_event": per_event,
+            "first_interaction_at": first,
+            "last_interaction_at": last,
+            "max_interaction_id": max_id or 0,
+        }
+
+    def interactions_after(self, interaction_id: int) -> int:
+        row = self.conn.execute("SELECT count(*) FROM interactions WHERE id > ?", (interaction_id,))
+        return row.fetchone()[0]
+
+    def is_empty(self) -> bool:
+        if self.schema_version() is None:
+            return True
+        return not any(
+            self.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+            for table in ("books", "users", "interactions")
+        )
+
+    # -- vectors ---------------------------------------------------------------------------
+    def vector_stats(self, family: str, side: str) -> VectorStats:
+        column = vector_column(family, side)
+        rows = self.conn.execute(f"SELECT count(*) FROM {side}").fetchone()[0]
+        dims = dict(
+            self.conn.execute(
+                f"SELECT json_array_length({column}), count(*) FROM {side}"
+                f" WHERE {column} IS NOT NULL GROUP BY 1"
+            )
+        )
+        return VectorStats(family, side, column, rows, sum(dims.values()), dims)
+
+    def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:
+        column = vector_column(family, side)
+        rows = self.conn.execute(
+            f"SELECT id, {column} FROM {side} WHERE {column} IS NOT NULL ORDER BY id"
+        ).fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        if not rows:
+            return ids, np.empty((0, 0), dtype=np.float32)
+        return ids, np.array([orjson.loads(r[1]) for r in rows], dtype=np.float32)
+
+    def replace_vectors(
+        self,
+        family,
+        run_id,
+        run_result,
+        book_ids,
+        book_vectors,
+        user_ids=None,
+        user_vectors=None,
+        artifacts=None,
+        on_progress=None,
+    ) -> None:
+        self._write_vectors(
+            family, run_id, run_result, book_ids, book_vectors, user_ids, user_vectors,
+            artifacts, on_progress, clear_others=True,
+        )  # fmt: skip
+
+    def update_vectors(self, family, run_id, run_result, book_ids, book_vectors, on_progress=None):
+        self._write_vectors(
+            family, run_id, run_result, book_ids, book_vectors, None, None, None, on_progress,
+            clear_others=False,
+        )  # fmt: skip
+
+    def _write_vectors(
+        self,
+        family: str,
+        run_id: int,
+        run_result: dict[str, Any],
+        book_ids: np.ndarray,
+        book_vectors: np.ndarray,
+        user_ids: np.ndarray | None,
+        user_vectors: np.ndarray | None,
+        artifacts: dict[str, bytes] | None,
+        on_progress: ProgressCallback | None,
+        clear_others: bool,
+    ) -> None:
+        sides = [("books", book_ids, book_vectors)]
+        if user_ids is not None and user_vectors is not None:
+            sides.append(("users", user_ids, user_vectors))
+        for side, ids, vectors in sides:
+            check_vectors(ids, vectors, f"{family} {side} vectors")
+        total = sum(len(ids) for _, ids, _ in sides)
+        done = 0
+        with self._transaction() as conn:
+            for side, ids, vectors in sides:
+                column = vector_column(family, side)
+                if clear_others:
+                    conn.execute(f"UPDATE {side} SET {column} = NULL WHERE {column} IS NOT NULL")
+                for start, stop in self.iter_chunks(len(ids), VECTOR_CHUNK):
+                    conn.executemany(
+                        f"UPDATE {side} SET {column} = ? WHERE id = ?",
+                        zip(
+                            (_json(v) for v in vectors[start:stop]),
+                            ids[start:stop].tolist(),
+                            strict=True,
+                        ),
+                    )
+                    done += stop - start
+                    if on_progress:
+                        on_progress(done, total)
+            for name, data in (artifacts or {}).items():
+                conn.execute("INSERT INTO model_artifacts VALUES (?, ?, ?)", (run_id, name, data))
+            self._finish_run(conn, run_id, "succeeded", run_result)
+
+    # -- runs and locks --------------------------------------------------------------------
+    def start_run(self, model: str, parameters: dict[str, Any]) -> int:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO training_runs (model, status, parameters, started_at)"
+                " VALUES (?, 'running', ?, ?)",
+                (model, _json(parameters), time.time()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, **result: Any) -> None:
+        with self._transaction() as conn:
+            self._finish_run(conn, run_id, status, result)
+
+    def _finish_run(self, conn, run_id: int, status: str, result: dict[str, Any]) -> None:
+        conn.execute(
+            "UPDATE training_runs SET status = ?, finished_at = ?, n_users = ?, n_books = ?,"
+            " n_interactions = ?, max_interaction_id = ?, phases = ?, metrics = ?, error = ?"
+            " WHERE id = ?",
+            (
+                status,
+                time.time(),
+                result.get("n_users"),
+                result.get("n_books"),
+                result.get("n_interactions"),
+                result.get("max_interaction_id"),
+                _json(result.get("phases", {})),
+                _json(result.get("metrics", {})),
+                result.get("error"),
+                run_id,
+            ),
+        )
+
+    def runs(self, model: str | None = None, limit: int = 20) -> list[TrainingRun]:
+        sql = "SELECT * FROM training_runs"
+        params: tuple = ()
+        if model:
+            sql += " WHERE model = ?"
+            params = (model,)
+        rows = self.conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [
+            TrainingRun(
+                *r[:3],
+                orjson.loads(r[3]),
+                *r[4:10],
+                orjson.loads(r[10]),
+                orjson.loads(r[11]),
+                r[12],
+            )
+            for r in rows
+        ]
+
+    def latest_artifact(self, model: str, name: str) -> tuple[int, bytes] | None:
+        row = self.conn.execute(
+            "SELECT a.run_id, a.data FROM model_artifacts a JOIN training_runs r"
+            " ON r.id = a.run_id WHERE r.model = ? AND a.name = ? AND r.status = 'succeeded'"
+            " ORDER BY a.run_id DESC LIMIT 1",
+            (model, name),
+        ).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def training_lock(self, model: str, wait: bool = False):
+        return self._file_lock(f"train-{model}", wait)
+
+    @contextlib.contextmanager
+    def _file_lock(self, name: str, wait: bool) -> Iterator[None]:
+        # flock dies with the process, so a killed run never leaves a stale lock.
+        assert self.url.sqlite_path is not None
+        lock_path = self.url.sqlite_path.with_name(f"{self.url.sqlite_path.name}.{name}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise LockBusyError(
+                    f"another bookrec {name.replace('-', ' ')} is running on {self.url.where}",
+                    hint="wait for it to finish, or pass --wait",
+                ) from None
+            yield
+        finally:
+            os.close(fd)
+
+
+def _book_params(record: BookRecord) -> tuple:
+    return (
+        record.external_id,
+        record.title,
+        record.authors,
+        record.description,
+        record.isbn,
+        record.year,
+        record.language,
+        _json(record.tags),
+        _json(record.metadata),
+    )
+
+
+def _split_sql(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
