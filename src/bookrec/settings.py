@@ -63,8 +63,8 @@ class WeightsSettings(BaseModel):
     click: float = Field(2.0, ge=0)
     like: float = Field(4.0, ge=0)
     purchase: float = Field(6.0, ge=0)
-    rate: float = Field(2.0, ge=0, description="weight per star above rating_floor")
-    rating_floor: float = Field(2.0, ge=0, description="ratings at or below count zero")
+    rate_per_star: float = Field(2.0, ge=0, description="rate: weight per star above zero_at")
+    rate_zero_at: float = Field(2.0, ge=0, description="ratings at or below this weigh zero")
     cap: float = Field(10.0, gt=0, description="maximum strength of one user-book pair")
     half_life_days: float | None = Field(None, gt=0, description="time decay; unset = none")
 

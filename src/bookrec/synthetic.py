@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -19,9 +20,18 @@ from typing import Any
 import numpy as np
 
 from bookrec.domain import EVENT_CODES, EVENTS
+from bookrec.errors import InputError
 
 BUNDLED_BOOKS_FILE = "goodbooks-10k-books.csv.gz"
 CSV_HEADER = "user_id,book_id,event,rating,timestamp"
+CATALOG_COLUMNS = (
+    "book_id",
+    "authors",
+    "title",
+    "original_publication_year",
+    "language_code",
+    "ratings_count",
+)
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 DEFAULT_END = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -72,6 +82,7 @@ BOOK_ZIPF_EXPONENT = 1.0
 BOOK_ZIPF_OFFSET = 5.0
 USER_ZIPF_EXPONENT = 0.8
 USER_ZIPF_OFFSET = 10.0
+MAX_REFILL_ROUNDS = 100  # redraws of rows lost to duplicate (user, book, event, time)
 
 
 @dataclass(frozen=True)
@@ -145,7 +156,7 @@ class SyntheticInteractions:
             self.timestamps.tolist(),
             strict=True,
         ):
-            yield self.users[u], self.books[b], EVENTS[e], None if r != r else r, t
+            yield self.users[u], self.books[b], EVENTS[e], None if math.isnan(r) else r, t
 
 
 # --- book catalog ---------------------------------------------------------------------------
@@ -174,20 +185,27 @@ def read_book_catalog(path: str | Path | None = None) -> BookCatalog:
     opener = gzip.open if is_gzip else open
     with opener(path, "rt", encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
-        needed = {"book_id", "authors", "title", "original_publication_year"}
-        needed |= {"language_code", "ratings_count"}
-        missing = needed - set(reader.fieldnames or ())
+        missing = set(CATALOG_COLUMNS) - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path}: missing columns {', '.join(sorted(missing))}")
+            raise InputError(
+                f"{path.name}:1: header: missing column {', '.join(sorted(missing))}; "
+                f"the book catalog needs {','.join(CATALOG_COLUMNS)}"
+            )
         ids, authors, series, years, languages, counts = [], [], [], [], [], []
         for row in reader:
+            try:
+                years.append(float(row["original_publication_year"] or "nan"))
+                counts.append(int(float(row["ratings_count"] or 0)))
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"{path.name}:{reader.line_num}: original_publication_year and "
+                    "ratings_count must be numbers"
+                ) from None
             ids.append(row["book_id"].strip())
             authors.append(row["authors"].split(",")[0].strip() or None)
             series.append(parse_series(row["title"]))
-            years.append(float(row["original_publication_year"] or "nan"))
             language = row["language_code"].strip()
             languages.append("eng" if language in ENGLISH_CODES else language or None)
-            counts.append(int(float(row["ratings_count"] or 0)))
     return BookCatalog(
         external_ids=tuple(ids),
         authors=tuple(authors),
@@ -249,7 +267,7 @@ class _TasteSpace:
         eligible = candidates_per_language >= len(FAVOURITE_AUTHORS_P)
         self.language_weights = np.where(eligible, self.languages.sizes, 0).astype(np.float64)
         if self.language_weights.sum() == 0:
-            raise ValueError(
+            raise InputError(
                 "the book catalog has too few authors with several books to plant tastes"
             )
         self._cache: dict[tuple[str | int, ...], Any] = {}
@@ -470,7 +488,8 @@ def _describe_demo(
     result: SyntheticInteractions, pair_levels: np.ndarray, seed: int, start_s: int, end_s: int
 ) -> str:
     counts = np.bincount(result.events, minlength=len(EVENTS))
-    mix = ", ".join(f"{counts[c]:,} {name}s" for c, name in enumerate(EVENTS))
+    plurals = ("views", "clicks", "likes", "ratings", "purchases")
+    mix = ", ".join(f"{count:,} {name}" for count, name in zip(counts, plurals, strict=True))
     favourite_share = float(np.mean(pair_levels == 2)) if len(pair_levels) else 0.0
     rate_rows = np.flatnonzero(result.events == _RATE)
     favourite_rows = np.array(
@@ -487,17 +506,20 @@ def _describe_demo(
     rated = result.ratings[rate_rows]
     mean_favourite = float(rated[favourite_rows].mean()) if favourite_rows.any() else float("nan")
     mean_other = float(rated[~favourite_rows].mean()) if (~favourite_rows).any() else float("nan")
+    favourites, era, anywhere = SOURCE_SHARES
     example = result.tastes[0]
     series = f"; favourite series {', '.join(example.series)}" if example.series else ""
     return "\n".join(
         [
             f"These {len(result):,} interactions of {len(result.users):,} users are SYNTHETIC "
             f"(seed {seed}, {_iso(start_s)} to {_iso(end_s)}); no real person made them.",
-            "Each user was given a planted taste: a language and an era, 1-3 favourite authors "
-            "and 0-2 favourite series.",
-            "A user's books were drawn 60% from their favourites, 25% from popular books of "
-            "their era and language, 15% from overall popularity (goodbooks ratings counts); "
-            f"{favourite_share:.0%} of all user-book pairs are favourites.",
+            "Each user was given a planted taste: a language and an era, "
+            f"1-{len(FAVOURITE_AUTHORS_P)} favourite authors and "
+            f"0-{len(FAVOURITE_SERIES_P) - 1} favourite series.",
+            f"A user's books were drawn {favourites:.0%} from their favourites, {era:.0%} from "
+            f"popular books of their era and language, {anywhere:.0%} from overall popularity "
+            f"(goodbooks ratings counts); {favourite_share:.0%} of all user-book pairs are "
+            "favourites.",
             f"Every book is viewed; fewer are clicked, liked, rated or bought: {mix}.",
             f"Favourites are rated higher: mean {mean_favourite:.1f} against {mean_other:.1f}.",
             f"Example: {example.user_id} has favourite authors {', '.join(example.authors)}"
@@ -548,14 +570,16 @@ def generate_benchmark_interactions(
         user_weights, book_weights, clusters, in_cluster_share, start_s, end_s
     )
 
-    columns = sampler.draw(rng, n_interactions)
-    while True:
-        columns = _sorted_unique(columns)
+    columns = _sorted_unique(sampler.draw(rng, n_interactions))
+    for _ in range(MAX_REFILL_ROUNDS):
         missing = n_interactions - len(columns[0])
         if missing == 0:
             break
         extra = sampler.draw(rng, missing)
-        columns = tuple(np.concatenate(pair) for pair in zip(columns, extra, strict=True))
+        merged = tuple(np.concatenate(pair) for pair in zip(columns, extra, strict=True))
+        columns = _sorted_unique(merged)
+    else:
+        raise ValueError("too many repeated rows: widen the time window or ask for fewer rows")
     user_index, book_index, events, ratings, timestamps = columns
 
     users = _user_ids(n_users)
@@ -746,6 +770,7 @@ def _with_description(result: SyntheticInteractions, description: str) -> Synthe
 
 
 __all__ = [
+    "CATALOG_COLUMNS",
     "CSV_HEADER",
     "DEFAULT_END",
     "DEFAULT_START",

@@ -1,0 +1,34 @@
+"""Developer and CI sessions: `nox -s tests` is the test command of README.md and .ci/run."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "tests"]
+PYTHON = ["3.11"]
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite on SQLite and PostgreSQL (BOOKREC_TEST_POSTGRES_URL)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-n", "2", "--dist", "loadfile", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tests_extras(session: nox.Session) -> None:
+    """The optional engines for real: MiniLM content embeddings and the node2vec package."""
+    # The CPU build of torch; a plain `torch` requirement would pull a multi-GB CUDA build.
+    session.install("torch==2.13.0")
+    session.install("-e", ".[test,transformers]")
+    session.install("--no-deps", "node2vec>=0.5")
+    session.install("networkx", "joblib", "tqdm")
+    session.run("pytest", "-m", "extras", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")

@@ -1,0 +1,203 @@
+"""Train/test splits of interaction rows for offline evaluation.
+
+Every split returns a boolean mask over the interaction rows: True = test, train = ~mask.
+The random and leave-last splits hold out whole (user, book) pairs, so no pair has events on
+both sides. The temporal split cuts by time only, so a pair may have events on both sides;
+such a pair is not a relevant test item (see `metrics.relevant_pairs`), since evaluation
+ranks only books a user did not interact with in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bookrec.domain import InteractionArrays
+
+SPLIT_METHODS: tuple[str, ...] = ("random", "temporal", "leave-last")
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    """What a split produced, for the printed evaluation protocol.
+
+    test_users: ids of users with both training and test interactions, the users ranked.
+    cold_start_users: ids of users whose interactions are all in test; no model knows them, so
+    they are left out of the ranking metrics (only the temporal split produces them).
+    """
+
+    method: str
+    n_train: int
+    n_test: int
+    test_users: np.ndarray
+    cold_start_users: np.ndarray
+    n_cold_start_books: int
+    test_fraction: float | None = None
+    cut_timestamp: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """Counts only, JSON-ready."""
+        return {
+            "method": self.method,
+            "test_fraction": self.test_fraction,
+            "cut_timestamp": self.cut_timestamp,
+            "train_interactions": self.n_train,
+            "test_interactions": self.n_test,
+            "test_users": len(self.test_users),
+            "cold_start_users": len(self.cold_start_users),
+            "cold_start_books": self.n_cold_start_books,
+        }
+
+
+def split_random(
+    user_ids: np.ndarray, book_ids: np.ndarray, test_fraction: float, seed: int | None
+) -> np.ndarray:
+    """Per-user holdout of about `test_fraction` of each user's distinct books.
+
+    All interactions of a held-out (user, book) pair go to test. A user with n distinct books
+    holds out floor(f·n) or floor(f·n) + 1 books at random, so the expected share is exactly
+    f, capped at n - 1: at least one book stays in train, and single-book users stay whole.
+    The result depends on the seed and the set of rows, not on their order.
+    """
+    _check_fraction(test_fraction)
+    pair_user, row_to_pair = _pair_index(user_ids, book_ids)
+    n_pairs = len(pair_user)
+    books_per_user = np.bincount(pair_user)
+    rng = np.random.default_rng(seed)
+    n_held = np.floor(test_fraction * books_per_user + rng.random(len(books_per_user)))
+    n_held = np.minimum(n_held.astype(np.int64), books_per_user - 1)
+    # Shuffle the pairs, regroup them by user (stable sort), hold out the first n_held of each.
+    shuffled = rng.permutation(n_pairs)
+    order = shuffled[np.argsort(pair_user[shuffled], kind="stable")]
+    first_of_user = np.cumsum(books_per_user) - books_per_user
+    rank = np.empty(n_pairs, dtype=np.int64)
+    rank[order] = np.arange(n_pairs) - first_of_user[pair_user[order]]
+    held = rank < n_held[pair_user]
+    return held[row_to_pair]
+
+
+def temporal_cut(timestamps: np.ndarray, test_fraction: float) -> int:
+    """The (1 - test_fraction) quantile of the timestamps, as one of the timestamps."""
+    _check_fraction(test_fraction)
+    if len(timestamps) == 0:
+        raise ValueError("no timestamps to cut")
+    return int(np.quantile(np.asarray(timestamps), 1.0 - test_fraction, method="lower"))
+
+
+def split_temporal(timestamps: np.ndarray, test_fraction: float) -> np.ndarray:
+    """Global time cut: interactions strictly after `temporal_cut` are test.
+
+    Interactions at the cut second stay in train, so heavy ties can make the test share
+    smaller than `test_fraction` (all timestamps equal gives an empty test set).
+    """
+    timestamps = np.asarray(timestamps)
+    if len(timestamps) == 0:
+        return np.zeros(0, dtype=bool)
+    return timestamps > temporal_cut(timestamps, test_fraction)
+
+
+def split_leave_last(
+    user_ids: np.ndarray, book_ids: np.ndarray, timestamps: np.ndarray
+) -> np.ndarray:
+    """Hold out each user's newest book: all interactions of that (user, book) pair.
+
+    A pair's time is its first interaction (when the user came to the book), so the held-out
+    book is the last new book the user engaged with. Ties go to the larger book id. Users
+    with fewer than 2 distinct books stay whole in train.
+    """
+    pair_user, row_to_pair = _pair_index(user_ids, book_ids)
+    n_pairs = len(pair_user)
+    if n_pairs == 0:
+        return np.zeros(0, dtype=bool)
+    first_seen = np.full(n_pairs, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_seen, row_to_pair, np.asarray(timestamps, dtype=np.int64))
+    # Pairs come sorted by (user, book): each user's group is contiguous and in book order.
+    starts = np.flatnonzero(np.diff(pair_user, prepend=-1))
+    newest = np.maximum.reduceat(first_seen, starts)[pair_user]
+    position = np.where(first_seen == newest, np.arange(n_pairs), -1)
+    last_pairs = np.maximum.reduceat(position, starts)  # the largest book among the newest
+    eligible = np.diff(starts, append=n_pairs) >= 2
+    held = np.zeros(n_pairs, dtype=bool)
+    held[last_pairs[eligible]] = True
+    return held[row_to_pair]
+
+
+def describe_split(
+    user_ids: np.ndarray,
+    book_ids: np.ndarray,
+    test_mask: np.ndarray,
+    method: str,
+    test_fraction: float | None = None,
+    cut_timestamp: int | None = None,
+) -> SplitSummary:
+    """Sizes, test users and cold-start users/books of a test mask."""
+    user_ids, book_ids = np.asarray(user_ids), np.asarray(book_ids)
+    test_mask = np.asarray(test_mask, dtype=bool)
+    train_users = np.unique(user_ids[~test_mask])
+    users_with_test = np.unique(user_ids[test_mask])
+    cold_books = np.setdiff1d(
+        np.unique(book_ids[test_mask]), np.unique(book_ids[~test_mask]), assume_unique=True
+    )
+    return SplitSummary(
+        method=method,
+        n_train=int(np.count_nonzero(~test_mask)),
+        n_test=int(np.count_nonzero(test_mask)),
+        test_users=np.intersect1d(users_with_test, train_users, assume_unique=True),
+        cold_start_users=np.setdiff1d(users_with_test, train_users, assume_unique=True),
+        n_cold_start_books=len(cold_books),
+        test_fraction=test_fraction,
+        cut_timestamp=cut_timestamp,
+    )
+
+
+def split_interactions(
+    interactions: InteractionArrays,
+    method: str,
+    test_fraction: float = 0.2,
+    seed: int | None = None,
+) -> tuple[np.ndarray, SplitSummary]:
+    """Split by method name (one of SPLIT_METHODS): the test mask and its summary."""
+    users, books, times = interactions.user_ids, interactions.book_ids, interactions.timestamps
+    cut = None
+    if method == "random":
+        test_mask = split_random(users, books, test_fraction, seed)
+    elif method == "temporal":
+        test_mask = split_temporal(times, test_fraction)
+        cut = temporal_cut(times, test_fraction) if len(times) else None
+    elif method == "leave-last":
+        test_mask = split_leave_last(users, books, times)
+    else:
+        raise ValueError(f"unknown split {method!r}; expected one of {', '.join(SPLIT_METHODS)}")
+    fraction = None if method == "leave-last" else test_fraction
+    summary = describe_split(users, books, test_mask, method, fraction, cut)
+    return test_mask, summary
+
+
+def _pair_index(user_ids: np.ndarray, book_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (user, book) pairs, numbered in (user id, book id) order.
+
+    Returns pair_user, the dense rank of each pair's user id (0..n_users-1, non-decreasing),
+    and row_to_pair, the pair number of each row.
+    """
+    user_ids = np.asarray(user_ids, dtype=np.int64)
+    book_ids = np.asarray(book_ids, dtype=np.int64)
+    if user_ids.shape != book_ids.shape:
+        raise ValueError("user_ids and book_ids must have the same length")
+    if len(user_ids) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    user_code, book_code = user_ids - user_ids.min(), book_ids - book_ids.min()
+    width = int(book_code.max()) + 1
+    if (int(user_code.max()) + 1) * width > np.iinfo(np.int64).max:
+        user_code = np.unique(user_ids, return_inverse=True)[1]
+        book_code = np.unique(book_ids, return_inverse=True)[1]
+        width = int(book_code.max()) + 1
+    pair_keys, row_to_pair = np.unique(user_code * width + book_code, return_inverse=True)
+    key_user = pair_keys // width
+    pair_user = np.cumsum(np.diff(key_user, prepend=key_user[0]) != 0)
+    return pair_user, row_to_pair
+
+
+def _check_fraction(test_fraction: float) -> None:
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")

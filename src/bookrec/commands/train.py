@@ -1,0 +1,54 @@
+"""bookrec train cf / train gnn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from bookrec.commands.common import load_settings, output, phases, repository
+
+app = typer.Typer(help="Train vectors from the interactions.", no_args_is_help=True)
+
+JSON = typer.Option(False, "--json", help="Machine-readable summary.")
+WAIT = typer.Option(False, "--wait", help="Wait for a running training of the same model.")
+SEED = typer.Option(None, "--seed", help="Random seed (same data + seed = same vectors).")
+
+
+def _summary_line(summary: dict[str, Any], vector_text: str) -> str:
+    phase_text = ", ".join(f"{name} {sec:.1f}s" for name, sec in summary["phases"].items())
+    return (
+        f"{summary['model']} run {summary['run_id']}: {vector_text} from"
+        f" {summary['interactions']:,} interactions in {summary['seconds']:.1f}s ({phase_text})"
+    )
+
+
+@app.command("cf")
+def cf(
+    ctx: typer.Context,
+    factors: int = typer.Option(None, "--factors", help="Vector dimension [default: 128]."),
+    iterations: int = typer.Option(None, "--iterations", help="ALS iterations [default: 15]."),
+    min_interactions: int = typer.Option(
+        None, "--min-interactions", help="Minimum interactions per user and per book [default: 2]."
+    ),
+    regularization: float = typer.Option(None, "--regularization", help="L2 regularization."),
+    alpha: float = typer.Option(None, "--alpha", help="Confidence scaling of interactions."),
+    seed: int = SEED,
+    threads: int = typer.Option(None, "--threads", help="ALS threads; 0 = all cores."),
+    wait: bool = WAIT,
+    json_output: bool = JSON,
+) -> None:
+    """Implicit-feedback ALS → users.cf_vector and books.cf_embedding."""
+    from bookrec.services.train_cf import train_cf
+
+    settings = load_settings(
+        ctx, "cf", factors=factors, iterations=iterations, min_interactions=min_interactions,
+        regularization=regularization, alpha=alpha, seed=seed, threads=threads,
+    )  # fmt: skip
+    with repository(settings) as repo, phases(ctx, json_output) as progress:
+        summary = train_cf(repo, settings, progress, wait=wait)
+    text = _summary_line(
+        summary,
+        f"{summary['users']:,} user and {summary['books']:,} book vectors ({summary['factors']}-d)",
+    )
+    output(summary, json_output, text)

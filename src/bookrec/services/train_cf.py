@@ -1,0 +1,68 @@
+"""bookrec train cf: interactions → implicit ALS → users.cf_vector and books.cf_embedding."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bookrec.progress import Phases
+from bookrec.services.training import load_training_data, recorded_run, run_result
+from bookrec.settings import Settings
+from bookrec.storage.base import Repository
+
+
+def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False):
+    """Train and write back in one transaction; returns the run's summary."""
+    from bookrec.algorithms.cf import fit_als
+
+    cf = settings.cf
+    started = time.perf_counter()
+    with repo.training_lock("cf", wait=wait):
+        data = load_training_data(
+            repo, settings, phases,
+            min_user_interactions=cf.min_interactions, min_book_interactions=cf.min_interactions,
+        )  # fmt: skip
+        m = data.matrix
+        parameters = {**cf.model_dump(), "weights": settings.weights.model_dump()}
+        with recorded_run(repo, "cf", parameters, phases) as run_id:
+            with phases.phase("fit", total=cf.iterations) as update:
+                factors = fit_als(
+                    m.matrix,
+                    factors=cf.factors,
+                    iterations=cf.iterations,
+                    regularization=cf.regularization,
+                    alpha=cf.alpha,
+                    seed=cf.seed,
+                    threads=cf.threads,
+                    on_iteration=update,
+                )
+            result = run_result(data, phases, metrics={"pairs": int(m.nnz)})
+            with phases.phase("write", total=data.n_users + data.n_books) as update:
+                write_started = time.perf_counter()
+                repo.replace_vectors(
+                    "cf",
+                    run_id,
+                    result,
+                    book_ids=m.book_ids,
+                    book_vectors=factors.item_factors,
+                    user_ids=m.user_ids,
+                    user_vectors=factors.user_factors,
+                    on_progress=update,
+                )
+                write_seconds = time.perf_counter() - write_started
+        # The write phase's own time is known only after its commit.
+        repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "model": "cf",
+        "users": data.n_users,
+        "books": data.n_books,
+        "interactions": len(data.interactions),
+        "pairs": int(m.nnz),
+        "factors": cf.factors,
+        "iterations": cf.iterations,
+        "phases": phases.seconds,
+        "vectors_per_second": round((data.n_users + data.n_books) / max(write_seconds, 1e-9)),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return summary

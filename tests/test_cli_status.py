@@ -1,0 +1,142 @@
+"""bookrec status, config, db and the error edge through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bookrec.storage import open_repository
+from tests.conftest import Cli
+
+EVENTS = "user_id,book_id,event,rating,timestamp\nu1,1,view,,1767225600\nu2,2,rate,4,1767225601\n"
+
+
+def _load_small(cli: Cli, books_csv: Path, tmp_path: Path) -> None:
+    cli.ok("ingest", "books", str(books_csv))
+    (tmp_path / "events.csv").write_text(EVENTS)
+    cli.ok("ingest", "interactions", str(tmp_path / "events.csv"))
+
+
+def test_status_before_schema_reports_and_check_fails(db_url):
+    cli = Cli(db_url)
+    result = cli("status")
+    assert result.exit_code == 0
+    assert "no bookrec schema: run bookrec db init" in result.stdout
+    assert cli("status", "--check").exit_code == 3
+
+
+def test_status_json_counts_coverage_and_readiness(cli, books_csv, tmp_path):
+    _load_small(cli, books_csv, tmp_path)
+    report = json.loads(cli.ok("status", "--json").stdout)
+    assert report["database"]["schema_version"] == 1
+    assert report["counts"]["books"] == 10_000 and report["counts"]["interactions"] == 2
+    assert report["counts"]["interactions_by_event"] == {
+        "view": 1, "click": 0, "like": 0, "rate": 1, "purchase": 0,
+    }  # fmt: skip
+    assert report["counts"]["first_interaction_at"] == 1767225600
+    assert report["vectors"]["cf"]["sides"]["users"]["with_vector"] == 0
+    assert report["strategies"] == {
+        "popular": True, "cf": False, "gnn": False, "content": False, "hybrid": False,
+    }  # fmt: skip
+    assert report["ready"] is False
+    assert cli("status", "--check").exit_code == 3
+
+
+def test_status_shows_vector_coverage_run_and_staleness(cli, books_csv, tmp_path):
+    _load_small(cli, books_csv, tmp_path)
+    repo = open_repository(cli.url)
+    arrays = repo.load_interactions()
+    run = repo.start_run("cf", {"factors": 3})
+    repo.replace_vectors(
+        "cf", run, {"max_interaction_id": arrays.max_interaction_id},
+        np.unique(arrays.book_ids), np.ones((2, 3), np.float32),
+        np.unique(arrays.user_ids), np.ones((2, 3), np.float32),
+    )  # fmt: skip
+    repo.close()
+    (tmp_path / "more.csv").write_text(EVENTS.replace("u1,1,view", "u3,5,like"))
+    cli.ok("ingest", "interactions", str(tmp_path / "more.csv"))
+    report = json.loads(cli.ok("status", "--json").stdout)
+    cf = report["vectors"]["cf"]
+    assert cf["sides"]["books"]["with_vector"] == 2 and cf["sides"]["books"]["dimensions"] == [3]
+    assert cf["run"]["id"] == run and cf["interactions_since_run"] == 1
+    assert report["strategies"]["cf"] is True and report["strategies"]["hybrid"] is True
+    text = cli.ok("status").stdout
+    assert "users.cf_vector" in text and "2 / 3" in text
+
+
+def test_password_never_shown(tmp_path):
+    url = "postgresql://bookrec:s3cr3t-pw@127.0.0.1:1/prod"
+    cli = Cli(url)
+    for args in (("status",), ("status", "--json"), ("config",), ("--debug", "status")):
+        result = cli(*args)
+        assert "s3cr3t-pw" not in result.stdout + result.stderr, args
+    result = cli("status")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot connect to postgresql database 'prod' on 127.0")
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    config = cli("config", "--json")
+    assert config.exit_code == 0
+    rows = {r["setting"]: r for r in json.loads(config.stdout)}
+    assert rows["database.url"]["value"] == "postgresql://bookrec:***@127.0.0.1:1/prod"
+    assert rows["database.url"]["source"] == "env BOOKREC_DATABASE_URL"
+
+
+def test_config_sources(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("BOOKREC_CF_FACTORS=32\nBOOKREC_GNN_Q=0.25\n")
+    monkeypatch.setenv("BOOKREC_GNN_Q", "2.0")
+    cli = Cli(f"sqlite:///{tmp_path / 'x.db'}")
+    rows = {r["setting"]: r for r in json.loads(cli.ok("config", "--json").stdout)}
+    assert rows["cf.factors"] == {
+        "setting": "cf.factors",
+        "value": 32,
+        "source": ".env BOOKREC_CF_FACTORS",
+    }
+    assert rows["gnn.q"]["value"] == 2.0 and rows["gnn.q"]["source"] == "env BOOKREC_GNN_Q"
+    assert rows["cf.iterations"]["source"] == "default"
+    over = Cli(f"sqlite:///{tmp_path / 'x.db'}")(
+        "--database-url", "sqlite:///other.db", "config", "--json"
+    )
+    rows = {r["setting"]: r for r in json.loads(over.stdout)}
+    assert rows["database.url"] == {
+        "setting": "database.url",
+        "value": "sqlite:///other.db",
+        "source": "option",
+    }
+
+
+def test_bad_setting_is_a_usage_error(tmp_path):
+    cli = Cli(f"sqlite:///{tmp_path / 'x.db'}")
+    result = cli("status", env={"BOOKREC_CF_FACTORS": "many"})
+    assert result.exit_code == 2 and "bad setting cf.factors" in result.stderr
+
+
+def test_default_database_is_sqlite_in_user_data_dir(tmp_path):
+    from typer.testing import CliRunner
+
+    from bookrec.cli import app
+
+    result = CliRunner().invoke(app, ["db", "init", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "xdg-data" / "bookrec" / "bookrec.db").is_file()
+
+
+def test_db_upgrade_needs_init_and_is_idempotent(db_url):
+    cli = Cli(db_url)
+    result = cli("db", "upgrade")
+    assert result.exit_code == 3 and "bookrec db init" in result.stderr
+    cli.ok("db", "init")
+    out = json.loads(cli.ok("db", "upgrade", "--json").stdout)
+    assert out["applied"] == [] and out["schema_version"] == 1
+
+
+def test_version_and_module_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "bookrec", "--version"], capture_output=True, text=True, check=True
+    )
+    from bookrec import __version__
+
+    assert result.stdout.strip() == f"bookrec {__version__}"

@@ -1,0 +1,158 @@
+"""The repository contract, run against SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bookrec.domain import BookRecord
+from bookrec.errors import LockBusyError
+from bookrec.storage import open_repository
+
+
+def _books(repo, n=3):
+    repo.upsert_books([[BookRecord(str(i), f"Book {i}", authors=f"Author {i}") for i in range(n)]])
+    return repo.book_id_map()
+
+
+def _interactions(repo, rows):
+    loader = repo.interaction_loader()
+    loader.add(rows)
+    return loader.commit()
+
+
+def test_migrate_is_idempotent_and_versioned(db_url):
+    repo = open_repository(db_url, create=True)
+    assert repo.schema_version() is None
+    applied = repo.migrate()
+    assert [m.version for m in applied] == [1]
+    assert repo.schema_version() == repo.latest_schema_version() == 1
+    assert repo.migrate() == []
+    repo.close()
+
+
+def test_upsert_books_inserts_updates_and_leaves_unchanged(repo):
+    first = repo.upsert_books([[BookRecord("a", "A"), BookRecord("b", "B")]])
+    assert len(first.inserted) == 2 and first.updated == [] and first.unchanged == 0
+    ids = repo.book_id_map()
+    again = repo.upsert_books([[BookRecord("a", "A"), BookRecord("b", "B v2")]])
+    assert again.inserted == [] and again.updated == [ids["b"]] and again.unchanged == 1
+    texts = {t.book_id: t.title for t in repo.book_texts()}
+    assert texts == {ids["a"]: "A", ids["b"]: "B v2"}
+
+
+def test_changed_text_clears_content_embedding_only_of_that_book(repo):
+    ids = _books(repo, 2)
+    run = repo.start_run("content", {})
+    vectors = np.ones((2, 3), dtype=np.float32)
+    repo.replace_vectors("content", run, {}, np.array([ids["0"], ids["1"]]), vectors)
+    repo.upsert_books([[BookRecord("0", "Book 0 renamed", authors="Author 0")]])
+    assert repo.books_without_vector("content") == [ids["0"]]
+
+
+def test_interactions_are_deduplicated_and_users_created(repo):
+    ids = _books(repo)
+    rows = [
+        ("u1", ids["0"], "view", None, 1_700_000_000.0),
+        ("u1", ids["1"], "rate", 4.0, 1_700_000_000.5),
+        ("u2", ids["1"], "click", None, 1_700_000_001.0),
+    ]
+    first = _interactions(repo, rows)
+    assert (first.inserted, first.duplicates, first.new_users) == (3, 0, 2)
+    second = _interactions(repo, [*rows, ("u3", ids["2"], "like", None, 1_700_000_002.0)])
+    assert (second.inserted, second.duplicates, second.new_users) == (1, 3, 1)
+    counts = repo.counts()
+    assert counts["interactions"] == 4 and counts["users"] == 3
+    assert counts["interactions_by_event"]["rate"] == 1
+    arrays = repo.load_interactions()
+    assert len(arrays) == 4 and arrays.max_interaction_id == counts["max_interaction_id"]
+    rated = arrays.events == 3
+    assert arrays.ratings[rated].tolist() == [4.0] and np.isnan(arrays.ratings[~rated]).all()
+
+
+def test_interaction_loader_rollback_writes_nothing(repo):
+    ids = _books(repo)
+    loader = repo.interaction_loader()
+    loader.add([("u1", ids["0"], "view", None, 1_700_000_000.0)])
+    loader.rollback()
+    assert repo.counts()["interactions"] == 0 and repo.counts()["users"] == 0
+    assert _interactions(repo, [("u1", ids["0"], "view", None, 1.0)]).inserted == 1
+
+
+def test_replace_vectors_clears_rows_outside_the_run(repo):
+    ids = _books(repo)
+    _interactions(repo, [("u1", ids["0"], "view", None, 1.0), ("u2", ids["1"], "view", None, 1.0)])
+    users = np.array([repo.find_user("u1"), repo.find_user("u2")])
+    all_books = np.array(sorted(ids.values()))
+    run = repo.start_run("cf", {"factors": 4})
+    repo.replace_vectors(
+        "cf", run, {"n_users": 2}, all_books, np.full((3, 4), 0.5, np.float32),
+        users, np.full((2, 4), 0.25, np.float32),
+    )  # fmt: skip
+    run2 = repo.start_run("cf", {"factors": 2})
+    repo.replace_vectors(
+        "cf", run2, {}, all_books[:1], np.array([[1.5, -2.25]], np.float32),
+        users[:1], np.array([[0.125, 3.0]], np.float32),
+    )  # fmt: skip
+    book_ids, book_vectors = repo.load_vectors("cf", "books")
+    assert book_ids.tolist() == [all_books[0]] and book_vectors.tolist() == [[1.5, -2.25]]
+    stats = repo.vector_stats("cf", "users")
+    assert (stats.with_vector, stats.dimensions) == (1, {2: 1})
+    latest = repo.latest_run("cf")
+    assert latest.id == run2 and latest.status == "succeeded"
+
+
+def test_failed_vector_write_leaves_old_vectors_and_no_partial_new_ones(repo):
+    ids = _books(repo, 3)
+    books = np.array(sorted(ids.values()))
+    old = np.arange(9, dtype=np.float32).reshape(3, 3)
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books, old)
+    run = repo.start_run("gnn", {})
+
+    def explode(done, total):
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        repo.replace_vectors(
+            "gnn", run, {}, books[:2], np.zeros((2, 3), np.float32), on_progress=explode
+        )
+    kept_ids, kept = repo.load_vectors("gnn")
+    assert kept_ids.tolist() == books.tolist() and np.array_equal(kept, old)
+    assert repo.runs("gnn")[0].status == "running"
+
+
+def test_nan_vectors_are_refused(repo):
+    ids = _books(repo, 1)
+    bad = np.array([[np.nan, 1.0]], dtype=np.float32)
+    with pytest.raises(Exception, match="NaN"):
+        repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, np.array([ids["0"]]), bad)
+    assert repo.vector_stats("gnn", "books").with_vector == 0
+
+
+def test_training_lock_excludes_a_second_holder(db_url, repo):
+    other = open_repository(db_url)
+    with repo.training_lock("cf"):
+        with pytest.raises(LockBusyError, match="another bookrec train cf"):
+            with other.training_lock("cf"):
+                pass
+        with other.training_lock("gnn"):
+            pass
+    with other.training_lock("cf"):
+        pass
+    other.close()
+
+
+def test_runs_and_artifacts(repo):
+    _books(repo, 1)
+    run = repo.start_run("content", {"model": "lsa"})
+    repo.replace_vectors(
+        "content", run, {"n_books": 1}, np.array(list(repo.book_id_map().values())),
+        np.ones((1, 2), np.float32), artifacts={"lsa": b"\x00model\xff"},
+    )  # fmt: skip
+    assert repo.latest_artifact("content", "lsa") == (run, b"\x00model\xff")
+    failed = repo.start_run("content", {})
+    repo.finish_run(failed, "failed", error="boom", phases={"fit": 1.5})
+    runs = repo.runs("content")
+    assert [r.status for r in runs] == ["failed", "succeeded"]
+    assert runs[0].error == "boom" and runs[0].phases == {"fit": 1.5}
+    assert repo.latest_run("content").id == run
