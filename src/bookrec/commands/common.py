@@ -41,6 +41,8 @@ def load_settings(ctx: typer.Context, section: str | None = None, **overrides: A
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        if section and "." not in where:
+            where = f"{section}.{where} (--{where.replace('_', '-')})"
         raise InputError(f"bad setting {where}: {first['msg']}") from None
     return settings
 

@@ -52,3 +52,42 @@ def cf(
         f"{summary['users']:,} user and {summary['books']:,} book vectors ({summary['factors']}-d)",
     )
     output(summary, json_output, text)
+
+
+@app.command("gnn")
+def gnn(
+    ctx: typer.Context,
+    dim: int = typer.Option(None, "--dim", help="Vector dimension [default: 256]."),
+    min_interactions: int = typer.Option(
+        None, "--min-interactions", help="Minimum interactions per book [default: 1]."
+    ),
+    walk_length: int = typer.Option(None, "--walk-length", help="Steps per random walk."),
+    walks_per_node: int = typer.Option(None, "--walks-per-node", help="Walks from each node."),
+    p: float = typer.Option(None, "--p", help="node2vec return parameter."),
+    q: float = typer.Option(None, "--q", help="node2vec in-out parameter."),
+    window: int = typer.Option(None, "--window", help="Skip-gram context window."),
+    epochs: int = typer.Option(None, "--epochs", help="Skip-gram epochs."),
+    negative: int = typer.Option(None, "--negative", help="Negative samples per positive."),
+    seed: int = SEED,
+    workers: int = typer.Option(None, "--workers", help="Skip-gram threads; 0 = all cores."),
+    engine: str = typer.Option(
+        None, "--engine", help="builtin (default) or node2vec (the PyPI package, an extra)."
+    ),
+    wait: bool = WAIT,
+    json_output: bool = JSON,
+) -> None:
+    """node2vec on the user↔book graph → books.gnn_vector."""
+    from bookrec.services.train_gnn import train_gnn
+
+    settings = load_settings(
+        ctx, "gnn", dim=dim, min_interactions=min_interactions, walk_length=walk_length,
+        walks_per_node=walks_per_node, p=p, q=q, window=window, epochs=epochs,
+        negative=negative, seed=seed, workers=workers, engine=engine,
+    )  # fmt: skip
+    with repository(settings) as repo, phases(ctx, json_output) as progress:
+        summary = train_gnn(repo, settings, progress, wait=wait)
+    text = _summary_line(
+        summary,
+        f"{summary['books']:,} book vectors ({summary['dim']}-d, {summary['engine']} engine)",
+    )
+    output(summary, json_output, text)

@@ -90,29 +90,41 @@ def open_binary(path: Path) -> IO[bytes]:
 
 
 class LineSource:
-    """Decoded lines of a binary file, remembering which ones were not valid UTF-8."""
+    """Decoded lines of a binary file, remembering which ones were not valid UTF-8.
+
+    Keeps the lines read since the last `take_lines()`, so a block of records can show the
+    raw text of any of its records."""
 
     def __init__(self, binary: IO[bytes], on_progress: ProgressCallback | None, total: int):
         self.binary = binary
         self.bad_lines: set[int] = set()
-        self.lines: list[str] = []  # raw lines of the current record
+        self.lines: list[str] = []
+        self.first = 1  # line number of self.lines[0]
         self.number = 0
         self.on_progress = on_progress
         self.total = total
 
     def __iter__(self) -> Iterator[str]:
         progress_every = 1 << 16
+        append = self.lines.append
         for number, data in enumerate(self.binary, start=1):
             self.number = number
             try:
-                text = data.decode("utf-8-sig" if self.number == 1 else "utf-8")
+                text = data.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError:
-                self.bad_lines.add(self.number)
+                self.bad_lines.add(number)
                 text = data.decode("utf-8", errors="replace")
-            self.lines.append(text)
-            if self.on_progress and self.number % progress_every == 0:
+            append(text)
+            if self.on_progress and number % progress_every == 0:
                 self.on_progress(_position(self.binary), self.total)
             yield text
+
+    def take_lines(self) -> tuple[int, list[str]]:
+        """The lines read since the last call, and the number of the first of them."""
+        first, lines = self.first, self.lines[:]
+        self.lines.clear()
+        self.first = self.number + 1
+        return first, lines
 
 
 def _position(binary: IO[bytes]) -> int:
@@ -120,79 +132,131 @@ def _position(binary: IO[bytes]) -> int:
     return (inner or binary).tell()
 
 
-def iter_records(
-    path: Path, on_progress: ProgressCallback | None = None
-) -> tuple[list[str], Iterator[Record]]:
-    """The header (field names) and an iterator of records of a CSV or JSONL file."""
-    kind = detect_format(path)
+@dataclass
+class Block:
+    """Consecutive CSV records: fields per row (None where the CSV itself is malformed), the
+    last line of each row, and the raw lines they came from."""
+
+    rows: list[list[str] | None]
+    ends: list[int]
+    errors: dict[int, str]  # row index -> CSV error
+    first_line: int
+    lines: list[str]
+    bad_lines: set[int]
+
+    def start(self, index: int) -> int:
+        return self.ends[index - 1] + 1 if index else self.first_line
+
+    def raw(self, index: int) -> str:
+        begin = self.start(index) - self.first_line
+        return "".join(self.lines[begin : self.ends[index] - self.first_line + 1])
+
+    def undecodable(self, index: int) -> bool:
+        return any(n in self.bad_lines for n in range(self.start(index), self.ends[index] + 1))
+
+    @property
+    def clean(self) -> bool:
+        return not self.errors and not any(
+            self.first_line <= n <= (self.ends[-1] if self.ends else 0) for n in self.bad_lines
+        )
+
+    def record(self, index: int, header: list[str]) -> Record | None:
+        """The slow, exact view of one row; None for a blank line."""
+        row = self.rows[index]
+        line, raw = self.start(index), self.raw(index)
+        if row is None:
+            return Record(line, {}, raw, bad_shape=f"malformed CSV: {self.errors[index]}")
+        if not row or (len(row) == 1 and not row[0].strip()):
+            return None
+        shape = None
+        if len(row) != len(header):
+            shape = f"expected {len(header)} fields, found {len(row)}"
+        values = dict(zip(header, row, strict=False))
+        return Record(line, values, raw, self.undecodable(index), shape)
+
+
+def csv_blocks(
+    path: Path, on_progress: ProgressCallback | None = None, block_rows: int = 20_000
+) -> tuple[list[str], Iterator[Block]]:
+    """The header and blocks of records of a CSV file, streaming."""
     binary = open_binary(path)
-    total = path.stat().st_size
-    source = LineSource(binary, on_progress, total)
-    if kind == "csv":
-        return _csv_records(path, source)
-    return _jsonl_records(path, source)
-
-
-def _csv_records(path: Path, source: LineSource) -> tuple[list[str], Iterator[Record]]:
+    source = LineSource(binary, on_progress, path.stat().st_size)
     delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
     reader = csv.reader(iter(source), delimiter=delimiter, strict=True)
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
+        binary.close()
         raise InputError(f"{path.name}: the file is empty") from None
     except csv.Error as exc:
+        binary.close()
         raise InputError(f"{path.name}:1: cannot read the header: {exc}") from None
     if source.bad_lines:
+        binary.close()
         raise InputError(f"{path.name}:1: the header is not valid UTF-8")
-    source.lines.clear()
-    width = len(header)
+    source.take_lines()
 
-    def records() -> Iterator[Record]:
-        with source.binary:
-            while True:
-                first = source.number + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:
-                    raw = "".join(source.lines)
-                    source.lines.clear()
-                    yield Record(first, {}, raw, bad_shape=f"malformed CSV: {exc}")
-                    continue
-                raw = "".join(source.lines)
-                source.lines.clear()
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                undecodable = any(n in source.bad_lines for n in range(first, source.number + 1))
-                shape = None
-                if len(row) != width:
-                    shape = f"expected {width} fields, found {len(row)}"
-                yield Record(first, dict(zip(header, row, strict=False)), raw, undecodable, shape)
+    def blocks() -> Iterator[Block]:
+        with binary:
+            done = False
+            while not done:
+                rows: list[list[str] | None] = []
+                ends: list[int] = []
+                errors: dict[int, str] = {}
+                while len(rows) < block_rows:
+                    try:
+                        row = next(reader)
+                    except StopIteration:
+                        done = True
+                        break
+                    except csv.Error as exc:
+                        errors[len(rows)] = str(exc)
+                        row = None
+                    rows.append(row)
+                    ends.append(reader.line_num)
+                first, lines = source.take_lines()
+                if rows:
+                    yield Block(rows, ends, errors, first, lines, source.bad_lines)
 
-    return header, records()
+    return header, blocks()
 
 
-def _jsonl_records(path: Path, source: LineSource) -> tuple[list[str], Iterator[Record]]:
-    def records() -> Iterator[Record]:
-        with source.binary:
-            for text in source:
-                source.lines.clear()
-                if not text.strip():
-                    continue
-                line = source.number
-                undecodable = line in source.bad_lines
-                try:
-                    values = orjson.loads(text)
-                except orjson.JSONDecodeError as exc:
-                    yield Record(line, {}, text, undecodable, bad_shape=f"invalid JSON: {exc}")
-                    continue
-                if not isinstance(values, dict):
-                    yield Record(line, {}, text, undecodable, bad_shape="not a JSON object")
-                    continue
-                yield Record(line, values, text, undecodable)
+def iter_records(
+    path: Path, on_progress: ProgressCallback | None = None
+) -> tuple[list[str], Iterator[Record]]:
+    """The header (field names) and an iterator of records of a CSV or JSONL file."""
+    if detect_format(path) == "csv":
+        header, blocks = csv_blocks(path, on_progress)
 
-    return [], records()
+        def records() -> Iterator[Record]:
+            for block in blocks:
+                for index in range(len(block.rows)):
+                    record = block.record(index, header)
+                    if record is not None:
+                        yield record
+
+        return header, records()
+    source = LineSource(open_binary(path), on_progress, path.stat().st_size)
+    return [], _jsonl_records(source)
+
+
+def _jsonl_records(source: LineSource) -> Iterator[Record]:
+    with source.binary:
+        for text in source:
+            source.take_lines()
+            if not text.strip():
+                continue
+            line = source.number
+            undecodable = line in source.bad_lines
+            try:
+                values = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                yield Record(line, {}, text, undecodable, bad_shape=f"invalid JSON: {exc}")
+                continue
+            if not isinstance(values, dict):
+                yield Record(line, {}, text, undecodable, bad_shape="not a JSON object")
+                continue
+            yield Record(line, values, text, undecodable)
 
 
 def text_value(value: Any) -> str:

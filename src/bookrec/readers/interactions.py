@@ -16,12 +16,23 @@ from typing import Any
 
 from bookrec.domain import EVENT_CODES, EVENTS, RATING_MAX, RATING_MIN
 from bookrec.errors import InputError
-from bookrec.readers.common import ErrorLog, ProgressCallback, Record, RowError, iter_records
+from bookrec.readers.common import (
+    Block,
+    ErrorLog,
+    ProgressCallback,
+    Record,
+    RowError,
+    csv_blocks,
+    detect_format,
+    iter_records,
+)
 from bookrec.storage.base import InteractionRow
 
 USER_ALIASES = ("user_id", "user")
 BOOK_ALIASES = ("book_id", "book")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC).timestamp()
+MAX_FUTURE = 366 * 86400
+_EVENT_NAMES = frozenset(EVENTS)
 
 
 def read_interactions(
@@ -33,22 +44,115 @@ def read_interactions(
     on_progress: ProgressCallback | None = None,
 ) -> Iterator[list[InteractionRow]]:
     """Batches of valid interaction rows; invalid rows go to errors with file, line, field."""
-    header, records = iter_records(path, on_progress)
-    if header:
+    if detect_format(path) == "csv":
+        header, blocks = csv_blocks(path, on_progress, block_rows=batch_size)
         _check_header(path, header)
+        columns = _Columns(header)
+        for block in blocks:
+            rows = _fast_block(block, columns, book_ids, now) if block.clean else None
+            if rows is None:
+                rows = _exact_block(block, header, book_ids, now, errors)
+            if rows:
+                yield rows
+        return
+    _, records = iter_records(path, on_progress)
     batch: list[InteractionRow] = []
     for record in records:
-        try:
-            row = _interaction(record, book_ids, now)
-        except _Invalid as invalid:
-            errors.add(RowError(record.line, invalid.field, invalid.reason, record.raw))
-            continue
-        batch.append(row)
+        row = _checked(record, book_ids, now, errors)
+        if row is not None:
+            batch.append(row)
         if len(batch) >= batch_size:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+def _checked(
+    record: Record, book_ids: dict[str, int], now: float, errors: ErrorLog
+) -> InteractionRow | None:
+    try:
+        return _interaction(record, book_ids, now)
+    except _Invalid as invalid:
+        errors.add(RowError(record.line, invalid.field, invalid.reason, record.raw))
+        return None
+
+
+def _exact_block(
+    block: Block, header: list[str], book_ids: dict[str, int], now: float, errors: ErrorLog
+) -> list[InteractionRow]:
+    """Row by row, naming the line and field of every problem."""
+    rows = []
+    for index in range(len(block.rows)):
+        record = block.record(index, header)
+        if record is not None:
+            row = _checked(record, book_ids, now, errors)
+            if row is not None:
+                rows.append(row)
+    return rows
+
+
+class _Columns:
+    def __init__(self, header: list[str]) -> None:
+        self.width = len(header)
+        self.user = next(header.index(a) for a in USER_ALIASES if a in header)
+        self.book = next(header.index(a) for a in BOOK_ALIASES if a in header)
+        self.event = header.index("event") if "event" in header else None
+        self.rating = header.index("rating") if "rating" in header else None
+        self.timestamp = header.index("timestamp") if "timestamp" in header else None
+
+
+def _fast_block(
+    block: Block, columns: _Columns, book_ids: dict[str, int], now: float
+) -> list[InteractionRow] | None:
+    """A whole block validated column by column; None when any row needs the exact path."""
+    rows = block.rows
+    width = columns.width
+    if any(len(row) != width for row in rows):  # type: ignore[arg-type]
+        return None
+    fields = list(zip(*rows, strict=True))
+    users = [u.strip() for u in fields[columns.user]]
+    books = [book_ids.get(b.strip()) for b in fields[columns.book]]
+    if columns.event is None:
+        events = ["rate"] * len(rows)
+    else:
+        events = [e.strip() for e in fields[columns.event]]
+    if not all(users) or None in books or not set(events) <= _EVENT_NAMES:
+        return None
+    try:
+        if columns.rating is None:
+            ratings: list[float | None] = [None] * len(rows)
+        else:
+            ratings = [float(r) if r.strip() else None for r in fields[columns.rating]]
+        if columns.timestamp is None:
+            stamps = [now] * len(rows)
+        else:
+            stamps = [_fast_seconds(t, now) for t in fields[columns.timestamp]]
+    except (ValueError, TypeError, OverflowError):
+        return None
+    for event, rating in zip(events, ratings, strict=True):
+        if rating is None:
+            if event == "rate":
+                return None
+        elif not RATING_MIN <= rating <= RATING_MAX:
+            return None
+    if stamps and (min(stamps) < EARLIEST or max(stamps) > now + MAX_FUTURE):
+        return None
+    return list(zip(users, books, events, ratings, stamps, strict=True))  # type: ignore[arg-type]
+
+
+def _fast_seconds(text: str, now: float) -> float:
+    if not text:
+        return now
+    if text[0] != "-" and "-" not in text and ":" not in text:
+        seconds = float(text)
+        if not math.isfinite(seconds):
+            raise ValueError(text)
+        return seconds
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 class _Invalid(Exception):
@@ -144,7 +248,7 @@ def _timestamp(value: Any, now: float) -> float:
             seconds = float(text)
         except ValueError:
             seconds = _iso_seconds(text)
-    if not math.isfinite(seconds) or seconds < EARLIEST or seconds > now + 366 * 86400:
+    if not math.isfinite(seconds) or seconds < EARLIEST or seconds > now + MAX_FUTURE:
         raise _Invalid("timestamp", f"out of range: {value!r}")
     return seconds
 

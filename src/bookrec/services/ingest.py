@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -75,32 +78,32 @@ def ingest_interactions(
     rejects: Path | None = None,
 ) -> IngestSummary:
     """Stream the file into one transaction; any invalid row (without skip_invalid) rolls it
-    back, after the whole file was validated so the report counts every bad row."""
+    back, after the whole file was validated so the report counts every bad row.
+
+    Parsing (Python) and writing (the database) overlap: a writer thread takes each validated
+    batch while the next one is parsed."""
     started = time.perf_counter()
     now = time.time()
     errors = ErrorLog(path, keep_all=skip_invalid)
     book_ids = repo.book_id_map()
     size = path.stat().st_size if path.is_file() else 0
-    loader = None
+    loader = repo.interaction_loader()
     try:
         with phases.phase("load", total=size) as update:
             batches = read_interactions(path, book_ids, errors, now, on_progress=update)
-            loader = repo.interaction_loader()
-            for batch in batches:
-                if errors.count and not skip_invalid:
-                    continue  # keep validating; nothing more is written
-                loader.add(batch)
+            with BatchWriter(loader.add) as writer:
+                for batch in batches:
+                    if errors.count and not skip_invalid:
+                        continue  # keep validating; nothing more is written
+                    writer.put(batch)
             update(size)
         if errors.count and not skip_invalid:
-            loader.rollback()
-            loader = None
             errors.raise_if_any("interaction row")
         with phases.phase("commit"):
             result = loader.commit()
-            loader = None
-    finally:
-        if loader is not None:
-            loader.rollback()
+    except BaseException:
+        loader.rollback()
+        raise
     _finish_errors(errors, skip_invalid, rejects, "interaction row")
     return IngestSummary(
         file=str(path),
@@ -113,3 +116,38 @@ def ingest_interactions(
             "new_users": result.new_users,
         },
     )
+
+
+class BatchWriter:
+    """Runs write(batch) on a background thread, at most two batches behind the producer.
+
+    A failure of write() is raised again in the producer at the next put() or at exit."""
+
+    def __init__(self, write: Callable[[list], None]) -> None:
+        self.write = write
+        self.queue: queue.Queue[list | None] = queue.Queue(maxsize=2)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="bookrec-writer", daemon=True)
+
+    def __enter__(self) -> BatchWriter:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.failure is None:
+                try:
+                    self.write(batch)
+                except BaseException as exc:
+                    self.failure = exc
+
+    def put(self, batch: list) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.queue.put(batch)
+
+    def __exit__(self, *exc: object) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.failure is not None and exc[0] is None:
+            raise self.failure

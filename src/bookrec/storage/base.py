@@ -127,7 +127,10 @@ def interaction_arrays(rows: Sequence[tuple], max_interaction_id: int) -> Intera
 
 
 class InteractionLoader(ABC):
-    """One transaction that stages interaction rows and commits them all, or none."""
+    """One transaction: each add() writes a batch (new users, new interactions, duplicates
+    skipped); commit() makes them all visible, rollback() none of them.
+
+    add() may run on another thread than the one that created the loader (one at a time)."""
 
     @abstractmethod
     def add(self, rows: Sequence[InteractionRow]) -> None: ...

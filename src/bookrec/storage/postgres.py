@@ -73,9 +73,11 @@ COPY_TRAILER = b"\xff\xff"
 
 
 class PostgresInteractionLoader(InteractionLoader):
+    """Each batch: COPY into a staging table, add new users, insert new interactions."""
+
     def __init__(self, repo: PostgresRepository) -> None:
         self.conn = repo.conn
-        self.rows = 0
+        self.result = InteractionLoadResult()
         self._tx = self.conn.transaction()
         self._tx.__enter__()
         self.conn.execute(
@@ -84,30 +86,31 @@ class PostgresInteractionLoader(InteractionLoader):
         )
 
     def add(self, rows: Sequence[InteractionRow]) -> None:
-        with self.conn.cursor().copy("COPY staged_interactions FROM STDIN") as copy:
+        c = self.conn
+        with c.cursor().copy("COPY staged_interactions FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        self.rows += len(rows)
+        self.result.new_users += c.execute(
+            "INSERT INTO users (external_id) SELECT DISTINCT user_external_id"
+            " FROM staged_interactions ON CONFLICT (external_id) DO NOTHING"
+        ).rowcount
+        self.result.inserted += c.execute(
+            "INSERT INTO interactions (user_id, book_id, event, rating, occurred_at)"
+            " SELECT u.id, s.book_id, s.event, s.rating, to_timestamp(s.occurred_at)"
+            " FROM staged_interactions s JOIN users u ON u.external_id = s.user_external_id"
+            " ON CONFLICT (user_id, book_id, event, occurred_at) DO NOTHING"
+        ).rowcount
+        c.execute("TRUNCATE staged_interactions")
+        self.result.rows += len(rows)
 
     def commit(self) -> InteractionLoadResult:
         try:
-            new_users = self.conn.execute(
-                "INSERT INTO users (external_id) SELECT DISTINCT user_external_id"
-                " FROM staged_interactions ON CONFLICT (external_id) DO NOTHING"
-            ).rowcount
-            inserted = self.conn.execute(
-                "INSERT INTO interactions (user_id, book_id, event, rating, occurred_at)"
-                " SELECT u.id, s.book_id, s.event, s.rating, to_timestamp(s.occurred_at)"
-                " FROM staged_interactions s JOIN users u ON u.external_id = s.user_external_id"
-                " ON CONFLICT (user_id, book_id, event, occurred_at) DO NOTHING"
-            ).rowcount
-        except BaseException as exc:
-            self._tx.__exit__(type(exc), exc, exc.__traceback__)
+            self._tx.__exit__(None, None, None)
+        except BaseException:
+            self.rollback()
             raise
-        self._tx.__exit__(None, None, None)
-        return InteractionLoadResult(
-            rows=self.rows, inserted=inserted, duplicates=self.rows - inserted, new_users=new_users
-        )
+        self.result.duplicates = self.result.rows - self.result.inserted
+        return self.result
 
     def rollback(self) -> None:
         with contextlib.suppress(psycopg.Error):

@@ -43,10 +43,11 @@ def _json(value: Any) -> str:
 
 
 class SqliteInteractionLoader(InteractionLoader):
+    """Each batch: staged, new users added, new interactions inserted; commit at the end."""
+
     def __init__(self, repo: SqliteRepository) -> None:
-        self.repo = repo
         self.conn = repo.conn
-        self.rows = 0
+        self.result = InteractionLoadResult()
         self.conn.execute("BEGIN IMMEDIATE")
         self.conn.execute(
             "CREATE TEMP TABLE staged_interactions (user_external_id TEXT, book_id INTEGER,"
@@ -54,33 +55,29 @@ class SqliteInteractionLoader(InteractionLoader):
         )
 
     def add(self, rows: Sequence[InteractionRow]) -> None:
-        self.conn.executemany("INSERT INTO staged_interactions VALUES (?, ?, ?, ?, ?)", rows)
-        self.rows += len(rows)
+        c = self.conn
+        c.executemany("INSERT INTO staged_interactions VALUES (?, ?, ?, ?, ?)", rows)
+        self.result.new_users += c.execute(
+            "INSERT OR IGNORE INTO users (external_id)"
+            " SELECT DISTINCT user_external_id FROM staged_interactions"
+        ).rowcount
+        self.result.inserted += c.execute(
+            "INSERT OR IGNORE INTO interactions (user_id, book_id, event, rating, occurred_at)"
+            " SELECT u.id, s.book_id, s.event, s.rating, s.occurred_at"
+            " FROM staged_interactions s JOIN users u ON u.external_id = s.user_external_id"
+        ).rowcount
+        c.execute("DELETE FROM staged_interactions")
+        self.result.rows += len(rows)
 
     def commit(self) -> InteractionLoadResult:
         try:
-            users_before = self.conn.execute("SELECT count(*) FROM users").fetchone()[0]
-            self.conn.execute(
-                "INSERT OR IGNORE INTO users (external_id)"
-                " SELECT DISTINCT user_external_id FROM staged_interactions"
-            )
-            users_after = self.conn.execute("SELECT count(*) FROM users").fetchone()[0]
-            inserted = self.conn.execute(
-                "INSERT OR IGNORE INTO interactions (user_id, book_id, event, rating, occurred_at)"
-                " SELECT u.id, s.book_id, s.event, s.rating, s.occurred_at"
-                " FROM staged_interactions s JOIN users u ON u.external_id = s.user_external_id"
-            ).rowcount
             self.conn.execute("DROP TABLE staged_interactions")
             self.conn.execute("COMMIT")
         except BaseException:
             self.rollback()
             raise
-        return InteractionLoadResult(
-            rows=self.rows,
-            inserted=inserted,
-            duplicates=self.rows - inserted,
-            new_users=users_after - users_before,
-        )
+        self.result.duplicates = self.result.rows - self.result.inserted
+        return self.result
 
     def rollback(self) -> None:
         if self.conn.in_transaction:
@@ -104,10 +101,14 @@ class SqliteRepository(Repository):
         self._missing_file = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+            self.conn = sqlite3.connect(
+                path, isolation_level=None, timeout=60, check_same_thread=False
+            )
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA temp_store=MEMORY")
+            self.conn.execute("PRAGMA cache_size=-65536")  # 64 MiB
         except (sqlite3.Error, OSError) as exc:
             raise DatabaseUnavailableError(f"cannot open {url.where}: {exc}") from None
 

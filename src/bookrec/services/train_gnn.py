@@ -1,0 +1,103 @@
+"""bookrec train gnn: the user↔book graph → node2vec walks → skip-gram → books.gnn_vector."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from bookrec.errors import MissingExtraError
+from bookrec.progress import Phases
+from bookrec.services.training import load_training_data, recorded_run, run_result
+from bookrec.settings import Settings
+from bookrec.storage.base import Repository
+
+
+def train_gnn(repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False):
+    """Train and write back in one transaction; returns the run's summary."""
+    gnn = settings.gnn
+    started = time.perf_counter()
+    with repo.training_lock("gnn", wait=wait):
+        data = load_training_data(
+            repo, settings, phases,
+            min_user_interactions=1, min_book_interactions=gnn.min_interactions,
+        )  # fmt: skip
+        m = data.matrix
+        parameters = {**gnn.model_dump(), "weights": settings.weights.model_dump()}
+        with recorded_run(repo, "gnn", parameters, phases) as run_id:
+            if gnn.engine == "node2vec":
+                vectors, stats = _node2vec_package(m.matrix, settings, phases)
+            else:
+                vectors, stats = _builtin(m.matrix, settings, phases)
+            book_vectors = vectors[data.n_users :]
+            result = run_result(data, phases, metrics={"edges": int(m.nnz), **stats})
+            with phases.phase("write", total=data.n_books) as update:
+                repo.replace_vectors(
+                    "gnn", run_id, result, book_ids=m.book_ids, book_vectors=book_vectors,
+                    on_progress=update,
+                )  # fmt: skip
+        repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "model": "gnn",
+        "engine": gnn.engine,
+        "users": data.n_users,
+        "books": data.n_books,
+        "interactions": len(data.interactions),
+        "edges": int(m.nnz),
+        "dim": gnn.dim,
+        **stats,
+        "phases": phases.seconds,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return summary
+
+
+def _builtin(weights, settings: Settings, phases: Phases) -> tuple[np.ndarray, dict[str, Any]]:
+    from bookrec.algorithms.skipgram import train_skipgram
+    from bookrec.algorithms.walks import build_graph, random_walks
+
+    gnn = settings.gnn
+    with phases.phase("graph"):
+        graph = build_graph(weights)
+    with phases.phase("walks") as update:
+        walks = random_walks(
+            graph, walk_length=gnn.walk_length, walks_per_node=gnn.walks_per_node,
+            p=gnn.p, q=gnn.q, seed=gnn.seed, on_progress=update,
+        )  # fmt: skip
+    with phases.phase("skipgram", total=gnn.epochs) as update:
+        vectors = train_skipgram(
+            walks, graph.n_nodes, dim=gnn.dim, window=gnn.window, epochs=gnn.epochs,
+            negative=gnn.negative, seed=gnn.seed, workers=gnn.workers or None, on_epoch=update,
+        )  # fmt: skip
+    steps = int(walks.size)
+    return vectors, {
+        "walks": int(walks.shape[0]),
+        "walk_steps_per_second": round(steps / max(phases.seconds["walks"], 1e-9)),
+        "skipgram_tokens_per_second": round(
+            steps * gnn.epochs / max(phases.seconds["skipgram"], 1e-9)
+        ),
+    }
+
+
+def _node2vec_package(
+    weights, settings: Settings, phases: Phases
+) -> tuple[np.ndarray, dict[str, Any]]:
+    from bookrec.algorithms.node2vec_engine import (
+        Node2VecPackageMissing,
+        node2vec_package_embeddings,
+    )
+
+    gnn = settings.gnn
+    with phases.phase("node2vec"):
+        try:
+            vectors = node2vec_package_embeddings(
+                weights, dim=gnn.dim, walk_length=gnn.walk_length,
+                walks_per_node=gnn.walks_per_node, p=gnn.p, q=gnn.q, window=gnn.window,
+                epochs=gnn.epochs, negative=gnn.negative, seed=gnn.seed,
+                workers=gnn.workers or 1,
+            )  # fmt: skip
+        except Node2VecPackageMissing:
+            raise MissingExtraError("node2vec", "--engine node2vec") from None
+    return vectors, {}
