@@ -36,7 +36,7 @@ def test_train_cf_writes_vectors_run_and_status(planted):
     assert summary["users"] == 40 and summary["books"] == 30 and summary["factors"] == 16
     assert set(summary["phases"]) == {"load", "filter", "fit", "write"}
     book_ids, book_vectors = _vectors(planted.url, "books")
-    user_ids, user_vectors = _vectors(planted.url, "users")
+    _, user_vectors = _vectors(planted.url, "users")
     assert book_vectors.shape == (30, 16) and user_vectors.shape == (40, 16)
     repo = open_repository(planted.url)
     assert repo.find_book("lonely") not in book_ids  # never read: NULL

@@ -132,9 +132,11 @@ def test_nan_vectors_are_refused(repo):
 def test_training_lock_excludes_a_second_holder(db_url, repo):
     other = open_repository(db_url)
     with repo.training_lock("cf"):
-        with pytest.raises(LockBusyError, match="another bookrec train cf"):
-            with other.training_lock("cf"):
-                pass
+        with (
+            pytest.raises(LockBusyError, match="another bookrec train cf"),
+            other.training_lock("cf"),
+        ):
+            pass
         with other.training_lock("gnn"):
             pass
     with other.training_lock("cf"):

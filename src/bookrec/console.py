@@ -22,11 +22,13 @@ def print_json(data: Any) -> None:
 
 def message(text: str) -> None:
     """A one-line result for people (stdout, so that cron mails it)."""
-    stdout.print(scrub(text), highlight=False)
+    stdout.print(scrub(text), highlight=False, markup=False)
 
 
 def error(text: str) -> None:
-    stderr.print(f"[bold red]error:[/] {scrub(text)}", highlight=False, markup=True)
+    from rich.markup import escape
+
+    stderr.print(f"[bold red]error:[/] {escape(scrub(text))}", highlight=False)
 
 
 def info(text: str) -> None:

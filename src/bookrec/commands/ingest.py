@@ -39,14 +39,22 @@ def books(
     json_output: bool = JSON,
 ) -> None:
     """Load book metadata (goodbooks-10k books.csv or generic CSV/JSONL); upsert by external id."""
+    from bookrec.commands.embed import describe
+    from bookrec.services.embed import check_model_available, embed_books
     from bookrec.services.ingest import ingest_books
 
     _check_rejects(skip_invalid, rejects)
     settings = load_settings(ctx)
+    if not skip_embeddings:
+        check_model_available(settings)
     with repository(settings) as repo, phases(ctx, json_output) as progress:
         summary = ingest_books(repo, file, progress, skip_invalid=skip_invalid, rejects=rejects)
+        embedded = None
+        if not skip_embeddings and summary.details["changed_book_ids"]:
+            embedded = embed_books(repo, settings, progress, only_missing=True)
     data = summary.to_dict()
-    changed = data["details"].pop("changed_book_ids")
+    del data["details"]["changed_book_ids"]
+    data["embeddings"] = embedded
     d = data["details"]
     text = (
         f"{file.name}: {d['inserted']} books added, {d['updated']} updated,"
@@ -54,7 +62,8 @@ def books(
         + (f", {summary.rejected} rejected" if summary.rejected else "")
         + f" in {summary.seconds:.1f}s"
     )
-    del changed  # content embeddings of changed books: see bookrec embed
+    if embedded is not None:
+        text += "\n" + describe(embedded)
     output(data, json_output, text)
 
 

@@ -36,10 +36,11 @@ def status(
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return "-"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _render(report: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from bookrec import console
@@ -62,13 +63,13 @@ def _render(report: dict[str, Any]) -> None:
         if counts["interactions"]:
             out.print(
                 f"     interactions from {_when(counts['first_interaction_at'])}"
-                f" to {_when(counts['last_interaction_at'])}",
+                f" to {_when(counts['last_interaction_at'])} UTC",
                 highlight=False,
             )
     vectors = report.get("vectors")
     if vectors:
         table = Table(
-            "vectors", "column", "with vector", "dim", "run", "trained", "new since",
+            "vectors", "column", "with vector", "dim", "run", "trained (UTC)", "new since",
             box=None, pad_edge=False, header_style="bold",
         )  # fmt: skip
         for family, info in vectors.items():
@@ -94,4 +95,4 @@ def _render(report: dict[str, Any]) -> None:
         highlight=False,
     )
     for warning in report["warnings"]:
-        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
