@@ -158,3 +158,29 @@ def test_runs_and_artifacts(repo):
     assert [r.status for r in runs] == ["failed", "succeeded"]
     assert runs[0].error == "boom" and runs[0].phases == {"fit": 1.5}
     assert repo.latest_run("content").id == run
+
+
+def test_load_vector_and_book_event_totals(repo):
+    ids = _books(repo, 2)
+    _interactions(
+        repo,
+        [
+            ("u1", ids["0"], "view", None, 100.0),
+            ("u2", ids["0"], "view", None, 200.0),
+            ("u1", ids["0"], "rate", 5.0, 300.0),
+            ("u2", ids["0"], "rate", 1.0, 300.0),
+            ("u1", ids["1"], "like", None, 400.0),
+        ],
+    )
+    totals = {(b, e): (n, round(s, 3)) for b, e, n, s in repo.book_event_totals(2.0)}
+    assert totals == {(ids["0"], 0): (2, 0.0), (ids["0"], 3): (2, 3.0), (ids["1"], 2): (1, 0.0)}
+    recent = {(b, e): n for b, e, n, _ in repo.book_event_totals(2.0, since=250.0)}
+    assert recent == {(ids["0"], 3): 2, (ids["1"], 2): 1}
+    user = repo.find_user("u1")
+    assert repo.load_vector("cf", "users", user) is None
+    run = repo.start_run("cf", {})
+    repo.replace_vectors(
+        "cf", run, {}, np.array([ids["0"]]), np.ones((1, 2), np.float32),
+        np.array([user]), np.array([[0.5, -1.25]], np.float32),
+    )  # fmt: skip
+    assert repo.load_vector("cf", "users", user).tolist() == [0.5, -1.25]

@@ -246,6 +246,15 @@ class Repository(ABC):
         """(ids, float32 matrix) of every row that has a vector of that family."""
 
     @abstractmethod
+    def load_vector(self, family: str, side: str, row_id: int) -> np.ndarray | None:
+        """One row's vector of that family, or None."""
+
+    @abstractmethod
+    def book_event_totals(self, rate_zero_at: float, since: float | None = None) -> list[tuple]:
+        """Per (book id, event code): interaction count and the sum of stars above
+        rate_zero_at, over all interactions or those at or after `since` (epoch seconds)."""
+
+    @abstractmethod
     def replace_vectors(
         self,
         family: str,

@@ -319,6 +319,24 @@ class PostgresRepository(Repository):
             return ids, np.empty((0, 0), dtype=np.float32)
         return ids, np.array([orjson.loads(r[1]) for r in rows], dtype=np.float32)
 
+    def load_vector(self, family: str, side: str, row_id: int) -> np.ndarray | None:
+        column = vector_column(family, side)
+        row = self.conn.execute(
+            f"SELECT {column}::text FROM {side} WHERE id = %s", (row_id,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return np.array(orjson.loads(row[0]), dtype=np.float32)
+
+    def book_event_totals(self, rate_zero_at: float, since: float | None = None) -> list[tuple]:
+        where = "" if since is None else " WHERE occurred_at >= to_timestamp(%(since)s)"
+        return self.conn.execute(
+            f"SELECT book_id, {event_code_sql()}, count(*),"
+            " coalesce(sum(greatest(coalesce(rating, 0) - %(zero)s, 0)), 0)::float8"
+            f" FROM interactions{where} GROUP BY book_id, event",
+            {"zero": rate_zero_at, "since": since},
+        ).fetchall()
+
     def replace_vectors(
         self,
         family,

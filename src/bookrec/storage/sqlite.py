@@ -293,6 +293,21 @@ class SqliteRepository(Repository):
             return ids, np.empty((0, 0), dtype=np.float32)
         return ids, np.array([orjson.loads(r[1]) for r in rows], dtype=np.float32)
 
+    def load_vector(self, family: str, side: str, row_id: int) -> np.ndarray | None:
+        column = vector_column(family, side)
+        row = self.conn.execute(f"SELECT {column} FROM {side} WHERE id = ?", (row_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return np.array(orjson.loads(row[0]), dtype=np.float32)
+
+    def book_event_totals(self, rate_zero_at: float, since: float | None = None) -> list[tuple]:
+        return self.conn.execute(
+            f"SELECT book_id, {event_code_sql()}, count(*),"
+            " coalesce(sum(max(coalesce(rating, 0) - ?, 0)), 0) FROM interactions"
+            " WHERE occurred_at >= ? GROUP BY book_id, event",
+            (rate_zero_at, since if since is not None else float("-inf")),
+        ).fetchall()
+
     def replace_vectors(
         self,
         family,
