@@ -20,6 +20,7 @@ def tests(session: nox.Session) -> None:
 def tests_extras(session: nox.Session) -> None:
     """The optional engines for real: MiniLM content embeddings and the node2vec package."""
     # The CPU build of torch; a plain `torch` requirement would pull a multi-GB CUDA build.
+    session.install("--upgrade", "pip")
     session.install("torch==2.13.0")
     session.install("-e", ".[test,transformers]")
     session.install("--no-deps", "node2vec>=0.5")
