@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,31 +135,34 @@ def _position(binary: IO[bytes]) -> int:
 
 @dataclass
 class Block:
-    """Consecutive CSV records: fields per row (None where the CSV itself is malformed), the
-    last line of each row, and the raw lines they came from."""
+    """Consecutive CSV records: fields per row (None where the CSV itself is malformed) and
+    the last line number of each row. Undecodable bytes arrive as lone surrogates
+    (surrogateescape), so a row can tell that it had some."""
 
     rows: list[list[str] | None]
     ends: list[int]
     errors: dict[int, str]  # row index -> CSV error
     first_line: int
-    lines: list[str]
-    bad_lines: set[int]
+    delimiter: str = ","
 
     def start(self, index: int) -> int:
         return self.ends[index - 1] + 1 if index else self.first_line
 
     def raw(self, index: int) -> str:
-        begin = self.start(index) - self.first_line
-        return "".join(self.lines[begin : self.ends[index] - self.first_line + 1])
+        row = self.rows[index]
+        if row is None:
+            return ""
+        out = io.StringIO()
+        csv.writer(out, delimiter=self.delimiter, lineterminator="").writerow(row)
+        return out.getvalue().encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
     def undecodable(self, index: int) -> bool:
-        return any(n in self.bad_lines for n in range(self.start(index), self.ends[index] + 1))
+        row = self.rows[index]
+        return row is not None and has_surrogates("".join(row))
 
     @property
     def clean(self) -> bool:
-        return not self.errors and not any(
-            self.first_line <= n <= (self.ends[-1] if self.ends else 0) for n in self.bad_lines
-        )
+        return not self.errors
 
     def record(self, index: int, header: list[str]) -> Record | None:
         """The slow, exact view of one row; None for a blank line."""
@@ -175,48 +179,65 @@ class Block:
         return Record(line, values, raw, self.undecodable(index), shape)
 
 
+def has_surrogates(text: str) -> bool:
+    """Whether text holds bytes that were not UTF-8 (decoded with surrogateescape)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def csv_blocks(
     path: Path, on_progress: ProgressCallback | None = None, block_rows: int = 20_000
 ) -> tuple[list[str], Iterator[Block]]:
-    """The header and blocks of records of a CSV file, streaming."""
+    """The header and blocks of records of a CSV file, streaming (decoding and splitting in C)."""
     binary = open_binary(path)
-    source = LineSource(binary, on_progress, path.stat().st_size)
+    total = path.stat().st_size
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
     delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
-    reader = csv.reader(iter(source), delimiter=delimiter, strict=True)
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
-        binary.close()
+        text.close()
         raise InputError(f"{path.name}: the file is empty") from None
     except csv.Error as exc:
-        binary.close()
+        text.close()
         raise InputError(f"{path.name}:1: cannot read the header: {exc}") from None
-    if source.bad_lines:
-        binary.close()
+    if has_surrogates("".join(header)):
+        text.close()
         raise InputError(f"{path.name}:1: the header is not valid UTF-8")
-    source.take_lines()
 
     def blocks() -> Iterator[Block]:
-        with binary:
+        with text:
             done = False
             while not done:
+                first = reader.line_num + 1
                 rows: list[list[str] | None] = []
                 ends: list[int] = []
                 errors: dict[int, str] = {}
+                append_row, append_end = rows.append, ends.append
                 while len(rows) < block_rows:
                     try:
-                        row = next(reader)
-                    except StopIteration:
-                        done = True
+                        for row in reader:
+                            append_row(row)
+                            append_end(reader.line_num)
+                            if len(rows) >= block_rows:
+                                break
+                        else:
+                            done = True
                         break
                     except csv.Error as exc:
                         errors[len(rows)] = str(exc)
-                        row = None
-                    rows.append(row)
-                    ends.append(reader.line_num)
-                first, lines = source.take_lines()
+                        append_row(None)
+                        append_end(reader.line_num)
+                if on_progress:
+                    on_progress(_position(binary), total)
                 if rows:
-                    yield Block(rows, ends, errors, first, lines, source.bad_lines)
+                    yield Block(rows, ends, errors, first, delimiter)
 
     return header, blocks()
 

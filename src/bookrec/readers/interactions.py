@@ -24,6 +24,7 @@ from bookrec.readers.common import (
     RowError,
     csv_blocks,
     detect_format,
+    has_surrogates,
     iter_records,
 )
 from bookrec.storage.base import InteractionRow
@@ -119,23 +120,26 @@ def _fast_block(
         events = [e.strip() for e in fields[columns.event]]
     if not all(users) or None in books or not set(events) <= _EVENT_NAMES:
         return None
+    if has_surrogates("".join(users)):
+        return None
     try:
         if columns.rating is None:
             ratings: list[float | None] = [None] * len(rows)
         else:
-            ratings = [float(r) if r.strip() else None for r in fields[columns.rating]]
+            ratings = [float(r) if r else None for r in fields[columns.rating]]
         if columns.timestamp is None:
             stamps = [now] * len(rows)
         else:
             stamps = [_fast_seconds(t, now) for t in fields[columns.timestamp]]
     except (ValueError, TypeError, OverflowError):
         return None
-    for event, rating in zip(events, ratings, strict=True):
-        if rating is None:
-            if event == "rate":
-                return None
-        elif not RATING_MIN <= rating <= RATING_MAX:
-            return None
+    if "rate" in events and None in [
+        r for e, r in zip(events, ratings, strict=True) if e == "rate"
+    ]:
+        return None
+    given = [r for r in ratings if r is not None]
+    if given and not (min(given) >= RATING_MIN and max(given) <= RATING_MAX):
+        return None
     if stamps and (min(stamps) < EARLIEST or max(stamps) > now + MAX_FUTURE):
         return None
     return list(zip(users, books, events, ratings, stamps, strict=True))  # type: ignore[arg-type]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -89,7 +91,7 @@ def ingest_interactions(
     size = path.stat().st_size if path.is_file() else 0
     loader = repo.interaction_loader()
     try:
-        with phases.phase("load", total=size) as update:
+        with phases.phase("load", total=size) as update, _no_cyclic_gc():
             batches = read_interactions(path, book_ids, errors, now, on_progress=update)
             with BatchWriter(loader.add) as writer:
                 for batch in batches:
@@ -116,6 +118,18 @@ def ingest_interactions(
             "new_users": result.new_users,
         },
     )
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Millions of short-lived row lists make the cyclic GC rescan them for nothing (~30%)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class BatchWriter:
