@@ -110,13 +110,15 @@ def root(
 
 
 def _register() -> None:
-    from bookrec.commands import config, db, embed, ingest, status, train
+    from bookrec.commands import config, db, embed, ingest, recommend, status, train
 
     app.add_typer(db.app, name="db")
     app.add_typer(ingest.app, name="ingest")
     app.add_typer(train.app, name="train")
     app.command("embed")(embed.embed)
     app.command("status")(status.status)
+    app.command("recommend")(recommend.recommend)
+    app.command("similar")(recommend.similar)
     app.command("config")(config.config)
 
 

@@ -9,7 +9,8 @@ from rich.console import Console
 
 from bookrec.errors import scrub
 
-stdout = Console(soft_wrap=True)
+# Pipes and cron get wide lines instead of Rich's 80 columns.
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True, soft_wrap=True)
 
 
