@@ -110,7 +110,17 @@ def root(
 
 
 def _register() -> None:
-    from bookrec.commands import config, db, demo, embed, ingest, recommend, status, train
+    from bookrec.commands import (
+        config,
+        db,
+        demo,
+        embed,
+        evaluate,
+        ingest,
+        recommend,
+        status,
+        train,
+    )
 
     app.add_typer(db.app, name="db")
     app.add_typer(ingest.app, name="ingest")
@@ -119,6 +129,7 @@ def _register() -> None:
     app.command("status")(status.status)
     app.command("recommend")(recommend.recommend)
     app.command("similar")(recommend.similar)
+    app.command("evaluate")(evaluate.evaluate)
     app.command("demo")(demo.demo)
     app.command("config")(config.config)
 
