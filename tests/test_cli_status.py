@@ -40,8 +40,9 @@ def test_status_json_counts_coverage_and_readiness(cli, books_csv, tmp_path):
     assert report["counts"]["first_interaction_at"] == 1767225600
     assert report["vectors"]["cf"]["sides"]["users"]["with_vector"] == 0
     assert report["strategies"] == {
-        "popular": True, "cf": False, "gnn": False, "content": False, "hybrid": False,
+        "popular": True, "cf": False, "gnn": False, "content": True, "hybrid": True,
     }  # fmt: skip
+    assert report["vectors"]["content"]["sides"]["books"]["with_vector"] == 10_000
     assert report["ready"] is False
     assert cli("status", "--check").exit_code == 3
 
