@@ -1,7 +1,8 @@
 -- bookrec schema v1 (PostgreSQL). Vectors are JSONB arrays, as the serving API reads them.
+-- Keys compare bytewise (COLLATE "C"): faster unique checks on bulk loads, any locale.
 CREATE TABLE books (
     id                BIGSERIAL PRIMARY KEY,
-    external_id       TEXT NOT NULL UNIQUE,
+    external_id       TEXT COLLATE "C" NOT NULL UNIQUE,
     title             TEXT NOT NULL,
     authors           TEXT,
     description       TEXT,
@@ -19,7 +20,7 @@ CREATE TABLE books (
 
 CREATE TABLE users (
     id          BIGSERIAL PRIMARY KEY,
-    external_id TEXT NOT NULL UNIQUE,
+    external_id TEXT COLLATE "C" NOT NULL UNIQUE,
     cf_vector   JSONB,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
@@ -29,7 +30,7 @@ CREATE TABLE interactions (
     id          BIGSERIAL PRIMARY KEY,
     user_id     BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     book_id     BIGINT NOT NULL REFERENCES books(id) ON DELETE CASCADE,
-    event       TEXT NOT NULL CHECK (event IN ('view', 'click', 'like', 'rate', 'purchase')),
+    event       TEXT COLLATE "C" NOT NULL CHECK (event IN ('view', 'click', 'like', 'rate', 'purchase')),
     rating      REAL CHECK (rating IS NULL OR (rating >= 1 AND rating <= 5)),
     occurred_at TIMESTAMPTZ NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
