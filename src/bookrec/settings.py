@@ -37,7 +37,7 @@ class CfSettings(BaseModel):
 class GnnSettings(BaseModel):
     dim: int = Field(256, ge=1, description="vector dimension")
     min_interactions: int = Field(1, ge=1, description="minimum interactions per book")
-    walk_length: int = Field(40, ge=2)
+    walk_length: int = Field(30, ge=2)
     walks_per_node: int = Field(10, ge=1)
     p: float = Field(1.0, gt=0, description="return parameter")
     q: float = Field(0.5, gt=0, description="in-out parameter")

@@ -1,0 +1,87 @@
+"""The same node2vec job run through the `node2vec` PyPI package (optional extra bookrec[node2vec]).
+
+The package precomputes a transition table for every (previous, current) node pair, in pure
+Python over networkx: far slower and larger than walks.py, kept as a reference engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+EXTRA_HINT = 'the node2vec engine needs the optional extra: pip install "bookrec[node2vec]"'
+
+
+class Node2VecPackageMissing(ImportError):
+    """The optional `node2vec` package (or networkx) is not installed."""
+
+
+def node2vec_package_embeddings(
+    weights: csr_matrix,
+    *,
+    dim: int = 256,
+    walk_length: int = 80,
+    walks_per_node: int = 10,
+    p: float = 1.0,
+    q: float = 1.0,
+    window: int = 5,
+    epochs: int = 1,
+    negative: int = 5,
+    sample: float = 1e-3,
+    seed: int = 42,
+    workers: int = 1,
+    on_phase: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """Node vectors (n_users + n_books, dim) float32 of the users × books `weights` matrix.
+
+    Node ids are as in walks.py (users first, then books); nodes without edges get zero rows.
+    `on_phase(name)` is called as each phase starts: "graph", "walks" (the package's
+    transition tables and walks), "skipgram". The package seeds Python's and numpy's global
+    random generators; its walks are repeatable only with workers=1.
+    """
+    try:
+        import networkx as nx
+        from node2vec import Node2Vec
+    except ImportError as error:
+        raise Node2VecPackageMissing(EXTRA_HINT) from error
+    from bookrec.algorithms.skipgram import stable_hash
+
+    def phase(name: str) -> None:
+        if on_phase is not None:
+            on_phase(name)
+
+    phase("graph")
+    pairs = csr_matrix(weights).tocoo()
+    n_users, n_books = pairs.shape
+    graph = nx.Graph()
+    graph.add_weighted_edges_from(
+        zip(pairs.row.tolist(), (pairs.col + n_users).tolist(), pairs.data.tolist(), strict=True)
+    )
+    phase("walks")
+    walker = Node2Vec(
+        graph,
+        dimensions=dim,
+        walk_length=walk_length,
+        num_walks=walks_per_node,
+        p=p,
+        q=q,
+        workers=workers,
+        quiet=True,
+        seed=seed,
+    )
+    phase("skipgram")
+    model = walker.fit(
+        window=window,
+        min_count=1,
+        negative=negative,
+        sample=sample,
+        epochs=epochs,
+        seed=seed,
+        hashfxn=stable_hash,
+    )
+    vectors = np.zeros((n_users + n_books, dim), dtype=np.float32)
+    nodes = np.fromiter((int(key) for key in model.wv.index_to_key), dtype=np.int64)
+    vectors[nodes] = model.wv.vectors
+    return vectors
