@@ -28,8 +28,10 @@ class CfSettings(BaseModel):
     factors: int = Field(128, ge=1, description="vector dimension")
     iterations: int = Field(15, ge=1, description="ALS iterations")
     min_interactions: int = Field(2, ge=1, description="k-core: minimum per user and per book")
-    regularization: float = Field(0.05, ge=0, description="L2 regularization of ALS")
-    alpha: float = Field(1.0, gt=0, description="confidence scaling of interaction strength")
+    regularization: float | None = Field(
+        None, ge=0, description="L2 regularization; unset = 0.06 · alpha · √(user-book pairs)"
+    )
+    alpha: float = Field(4.0, gt=0, description="confidence scaling of interaction strength")
     seed: int = 42
     threads: int = Field(0, ge=0, description="ALS threads; 0 = all cores")
 
@@ -37,11 +39,11 @@ class CfSettings(BaseModel):
 class GnnSettings(BaseModel):
     dim: int = Field(256, ge=1, description="vector dimension")
     min_interactions: int = Field(1, ge=1, description="minimum interactions per book")
-    walk_length: int = Field(30, ge=2)
+    walk_length: int = Field(20, ge=2)
     walks_per_node: int = Field(10, ge=1)
     p: float = Field(1.0, gt=0, description="return parameter")
     q: float = Field(0.5, gt=0, description="in-out parameter")
-    window: int = Field(5, ge=1)
+    window: int = Field(10, ge=1)
     epochs: int = Field(1, ge=1)
     negative: int = Field(5, ge=1)
     seed: int = 42
@@ -72,8 +74,8 @@ class WeightsSettings(BaseModel):
 class HybridSettings(BaseModel):
     cf: float = Field(1.0, ge=0)
     gnn: float = Field(0.5, ge=0)
-    content: float = Field(0.25, ge=0)
-    popular: float = Field(0.1, ge=0)
+    content: float = Field(1.0, ge=0)
+    popular: float = Field(0.0, ge=0, description="users nothing else serves get popular anyway")
 
 
 class StatusSettings(BaseModel):

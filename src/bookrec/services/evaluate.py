@@ -64,7 +64,8 @@ def evaluate_strategies(
             strategies=strategies,
             seed=seed,
             cf=evaluation.CfParams(**settings.cf.model_dump()),
-            gnn=evaluation.GnnParams(**settings.gnn.model_dump()),
+            # One skip-gram worker: with more, gensim's threads race and a seed does not repeat.
+            gnn=evaluation.GnnParams(**{**settings.gnn.model_dump(), "workers": 1}),
             content=evaluation.ContentParams(**settings.content.model_dump()),
             weights=weight_scheme(settings),
             hybrid=evaluation.HybridWeights(**settings.hybrid.model_dump()),

@@ -13,7 +13,7 @@ from bookrec.storage.base import Repository
 
 def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False):
     """Train and write back in one transaction; returns the run's summary."""
-    from bookrec.algorithms.cf import fit_als
+    from bookrec.algorithms.cf import fit_als, scaled_regularization
 
     cf = settings.cf
     started = time.perf_counter()
@@ -23,14 +23,21 @@ def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool
             min_user_interactions=cf.min_interactions, min_book_interactions=cf.min_interactions,
         )  # fmt: skip
         m = data.matrix
-        parameters = {**cf.model_dump(), "weights": settings.weights.model_dump()}
+        regularization = cf.regularization
+        if regularization is None:
+            regularization = scaled_regularization(m.nnz, cf.alpha)
+        parameters = {
+            **cf.model_dump(),
+            "regularization_used": round(regularization, 6),
+            "weights": settings.weights.model_dump(),
+        }
         with recorded_run(repo, "cf", parameters, phases) as run_id:
             with phases.phase("fit", total=cf.iterations) as update:
                 factors = fit_als(
                     m.matrix,
                     factors=cf.factors,
                     iterations=cf.iterations,
-                    regularization=cf.regularization,
+                    regularization=regularization,
                     alpha=cf.alpha,
                     seed=cf.seed,
                     threads=cf.threads,
@@ -60,6 +67,7 @@ def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool
         "interactions": len(data.interactions),
         "pairs": int(m.nnz),
         "factors": cf.factors,
+        "regularization": round(regularization, 6),
         "iterations": cf.iterations,
         "phases": phases.seconds,
         "vectors_per_second": round((data.n_users + data.n_books) / max(write_seconds, 1e-9)),

@@ -1,0 +1,153 @@
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from bookrec.algorithms.scoring import (
+    RRF_OFFSET,
+    EmbeddingScorer,
+    available,
+    cf_scores,
+    fuse,
+    normalised,
+    popular_scores,
+    popularity,
+    recent_interactions,
+    similar_books,
+    standardised,
+)
+from bookrec.domain import InteractionArrays
+
+INF = math.inf
+Z3 = math.sqrt(1.5)  # z of 1, 2, 3 is -Z3, 0, Z3
+R2 = 1 / math.sqrt(2)
+
+
+def test_cf_scores_are_dot_products_with_unscorable_books_and_users_at_minus_inf():
+    users = np.array([[1.0, 2.0], [np.nan, np.nan]])
+    items = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 0.0], [-1.0, 3.0]])
+    scores = cf_scores(users, items, item_present=np.array([True, True, False, True]))
+    assert scores.dtype == np.float32
+    assert scores[0].tolist() == [1.0, 1.5, -INF, 5.0]
+    assert scores[1].tolist() == [-INF] * 4
+
+
+def test_popularity_is_the_weighted_count_per_book():
+    weights = sp.csr_matrix(np.array([[2.0, 0.0, 1.0], [4.0, 0.0, 0.0]]))
+    assert popularity(weights).tolist() == [6.0, 0.0, 1.0]
+    assert popular_scores(np.array([6.0, 0.0, 1.0]), 2).tolist() == [[6, 0, 1], [6, 0, 1]]
+
+
+def test_recent_interactions_keeps_the_window_before_now():
+    day = 86_400
+    data = InteractionArrays(
+        user_ids=np.array([1, 1, 2]),
+        book_ids=np.array([1, 2, 3]),
+        events=np.zeros(3, dtype=np.int8),
+        ratings=np.full(3, np.nan, dtype=np.float32),
+        timestamps=np.array([0, 9 * day, 10 * day]),
+    )
+    assert recent_interactions(data, 2).book_ids.tolist() == [2, 3]
+    assert recent_interactions(data, 2, now=5 * day).book_ids.tolist() == []
+    assert recent_interactions(data, 100).book_ids.tolist() == [1, 2, 3]
+
+
+def test_standardised_rows_ignore_minus_inf_and_constant_rows_give_zero():
+    z = standardised(np.array([[1.0, 2.0, 3.0, -INF], [5.0, 5.0, 5.0, 5.0], [-INF] * 4]))
+    np.testing.assert_allclose(z[0, :3], [-Z3, 0.0, Z3], rtol=1e-6)
+    assert z[0, 3] == -INF
+    assert z[1].tolist() == [0.0] * 4
+    assert z[2].tolist() == [-INF] * 4
+
+
+# Books: b0 = (1, 0), b1 = (0, 2) (unit (0, 1)), b2 = (1, 1), b3 without a vector.
+VECTORS = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, 0.0]])
+# Users: A read b0 and b1 equally, B read b0 only, C only b3 (no vector), D nothing.
+WEIGHTS = sp.csr_matrix(
+    np.array([[1.0, 1.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 4.0], [0.0] * 4])
+)
+
+
+def test_embedding_scores_are_standardised_cosines_to_the_weighted_profile():
+    scores = EmbeddingScorer(VECTORS, prior=0.0).scores(WEIGHTS)
+    # A: profile (1, 1)/√2, cosines 1/√2, 1/√2, 1 -> z = -1/√2, -1/√2, √2.
+    np.testing.assert_allclose(scores[0, :3], [-R2, -R2, math.sqrt(2)], rtol=1e-5)
+    # B: profile (1, 0), cosines 1, 0, 1/√2.
+    np.testing.assert_allclose(scores[1, :3], standardised(np.array([[1.0, 0.0, R2]]))[0])
+    assert scores[0, 3] == scores[1, 3] == -INF  # b3 has no vector
+    assert scores[2].tolist() == [-INF] * 4  # C's only book has no vector
+    assert scores[3].tolist() == [-INF] * 4  # D has no interactions
+    assert available(scores).tolist() == [True, True, False, False]
+
+
+def test_weights_shape_the_profile():
+    heavy_b1 = sp.csr_matrix(np.array([[1.0, 3.0, 0.0, 0.0]]))
+    scores = EmbeddingScorer(VECTORS, prior=0.0).scores(heavy_b1)
+    assert np.argmax(scores[0]) == 1  # profile (1, 3) is nearest to b1
+
+
+def test_the_popularity_prior_adds_standardised_log_popularity():
+    vectors = VECTORS[:3]
+    book_popularity = np.array([0.0, math.e - 1, math.e**2 - 1])  # log1p = 0, 1, 2
+    scorer = EmbeddingScorer(vectors, book_popularity, prior=2.0)
+    scores = scorer.scores(WEIGHTS[:1, :3])
+    np.testing.assert_allclose(scores[0], [-R2 - 2 * Z3, -R2, math.sqrt(2) + 2 * Z3], rtol=1e-5)
+
+
+def test_normalisations_for_fusion():
+    scores = np.array([[1.0, 3.0, 2.0, -INF]])
+    np.testing.assert_allclose(normalised(scores, "minmax"), [[0.0, 1.0, 0.5, 0.0]])
+    rrf = 1 / (RRF_OFFSET + np.array([3.0, 1.0, 2.0]))
+    np.testing.assert_allclose(normalised(scores, "rrf")[0, :3], rrf, rtol=1e-6)
+    assert normalised(scores, "rrf")[0, 3] == 0.0
+    # zscore: -inf becomes the row's lowest z.
+    np.testing.assert_allclose(normalised(scores, "zscore"), [[-Z3, Z3, 0.0, -Z3]], rtol=1e-6)
+    assert normalised(np.array([[-INF, -INF]]), "zscore").tolist() == [[0.0, 0.0]]
+    with pytest.raises(ValueError, match="unknown fusion"):
+        normalised(scores, "mean")  # type: ignore[arg-type]
+
+
+WEIGHTS_HYBRID = {"cf": 1.0, "gnn": 0.5, "popular": 0.1}
+
+
+def test_hybrid_sums_weighted_z_scores_of_the_strategies_serving_each_user():
+    cf = np.array([[1.0, 2.0, 3.0], [-INF] * 3, [-INF] * 3])
+    gnn = np.array([[1.0, 1.0, -INF], [1.0, 2.0, 3.0], [-INF] * 3])
+    popular = np.array([[3.0, 2.0, 1.0]] * 3)
+    fused = fuse({"cf": cf, "gnn": gnn, "popular": popular}, WEIGHTS_HYBRID)
+    # User 0: cf z (-Z3, 0, Z3); gnn z (0, 0) with b2 at its lowest z 0; popular z (Z3, 0, -Z3).
+    np.testing.assert_allclose(fused[0], [-0.9 * Z3, 0.0, 0.9 * Z3], rtol=1e-5)
+    # User 1 has no cf vector: gnn and popular serve it.
+    np.testing.assert_allclose(fused[1], [-0.4 * Z3, 0.0, 0.4 * Z3], rtol=1e-5)
+    # User 2 has no interactions: popular alone.
+    np.testing.assert_allclose(fused[2], [0.1 * Z3, 0.0, -0.1 * Z3], rtol=1e-5)
+
+
+def test_hybrid_falls_back_to_popular_even_when_its_weight_is_zero():
+    cf = np.array([[-INF, -INF]])
+    popular = np.array([[1.0, 3.0]])
+    fused = fuse({"cf": cf, "popular": popular}, {"cf": 1.0, "popular": 0.0})
+    assert np.argmax(fused[0]) == 1 and np.isfinite(fused).all()
+
+
+def test_hybrid_leaves_a_book_no_serving_strategy_scored_at_minus_inf():
+    cf = np.array([[-INF, -INF, -INF]])
+    gnn = np.array([[1.0, 2.0, -INF]])
+    fused = fuse({"cf": cf, "gnn": gnn}, WEIGHTS_HYBRID)
+    assert fused[0, 2] == -INF and np.isfinite(fused[0, :2]).all()
+    nobody = fuse({"cf": cf}, WEIGHTS_HYBRID)
+    assert nobody.tolist() == [[-INF] * 3]
+
+
+def test_hybrid_parts_must_share_one_shape():
+    with pytest.raises(ValueError, match="one shape"):
+        fuse({"cf": np.zeros((1, 2)), "gnn": np.zeros((1, 3))}, WEIGHTS_HYBRID)
+
+
+def test_similar_books_by_cosine_without_itself_and_books_without_vector():
+    books, cosines = similar_books(VECTORS, 0, k=5)
+    assert books.tolist() == [2, 1]
+    np.testing.assert_allclose(cosines, [R2, 0.0], atol=1e-6)
+    with pytest.raises(ValueError, match="no vector"):
+        similar_books(VECTORS, 3)
