@@ -1,11 +1,12 @@
-"""Developer and CI sessions: `nox -s tests` is the test command of README.md and .ci/run."""
+"""Developer and CI sessions: plain `nox` (lint, tests, tests_extras) is the test command of
+README.md and .ci/run."""
 
 from __future__ import annotations
 
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "tests_extras"]
 PYTHON = ["3.11"]
 
 
