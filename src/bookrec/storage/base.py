@@ -95,11 +95,20 @@ def vector_column(family: str, side: str) -> str:
     return column
 
 
-def check_vectors(ids: np.ndarray, vectors: np.ndarray, what: str) -> None:
-    if vectors.ndim != 2 or len(ids) != len(vectors):
-        raise JobFailedError(f"{what}: {len(ids)} ids but vectors of shape {vectors.shape}")
-    if not np.isfinite(vectors).all():
-        raise JobFailedError(f"{what}: the model produced NaN or infinite values; nothing written")
+# (side: "books" or "users", row ids, vectors)
+VectorSide = tuple[str, np.ndarray, np.ndarray]
+
+
+def _checked(family: str, sides: list[VectorSide]) -> list[VectorSide]:
+    for side, ids, vectors in sides:
+        what = f"{family} {side} vectors"
+        if vectors.ndim != 2 or len(ids) != len(vectors):
+            raise JobFailedError(f"{what}: {len(ids)} ids but vectors of shape {vectors.shape}")
+        if not np.isfinite(vectors).all():
+            raise JobFailedError(
+                f"{what}: the model produced NaN or infinite values; nothing written"
+            )
+    return sides
 
 
 def event_code_sql() -> str:
@@ -147,6 +156,7 @@ class Repository(ABC):
 
     backend: str
     migrations_dir: str
+    conn: Any  # a DB-API connection with .execute(sql).fetchone()
 
     def __init__(self, url: DatabaseUrl) -> None:
         self.url = url
@@ -254,7 +264,6 @@ class Repository(ABC):
         """Per (book id, event code): interaction count and the sum of stars above
         rate_zero_at, over all interactions or those at or after `since` (epoch seconds)."""
 
-    @abstractmethod
     def replace_vectors(
         self,
         family: str,
@@ -269,8 +278,13 @@ class Repository(ABC):
     ) -> None:
         """In one transaction: write the family's vectors, NULL it everywhere else, and mark
         the run succeeded with run_result (finish_run's fields). Nothing changes on error."""
+        sides = [("books", book_ids, book_vectors)]
+        if user_ids is not None and user_vectors is not None:
+            sides.append(("users", user_ids, user_vectors))
+        self._write_vectors(
+            family, run_id, run_result, _checked(family, sides), artifacts, on_progress, True
+        )
 
-    @abstractmethod
     def update_vectors(
         self,
         family: str,
@@ -281,6 +295,21 @@ class Repository(ABC):
         on_progress: ProgressCallback | None = None,
     ) -> None:
         """Like replace_vectors, but leaves the vectors of other books as they are."""
+        sides = _checked(family, [("books", book_ids, book_vectors)])
+        self._write_vectors(family, run_id, run_result, sides, None, on_progress, False)
+
+    @abstractmethod
+    def _write_vectors(
+        self,
+        family: str,
+        run_id: int,
+        run_result: dict[str, Any],
+        sides: list[VectorSide],
+        artifacts: dict[str, bytes] | None,
+        on_progress: ProgressCallback | None,
+        clear_others: bool,
+    ) -> None:
+        """The one transaction of replace_vectors / update_vectors."""
 
     # -- training runs and locks ---------------------------------------------------------
     @abstractmethod
@@ -307,9 +336,14 @@ class Repository(ABC):
     def training_lock(self, model: str, wait: bool = False) -> AbstractContextManager[None]:
         """Held for a whole training run; raises LockBusyError unless wait."""
 
-    @abstractmethod
     def is_empty(self) -> bool:
-        """No books, users or interactions."""
+        """No schema, or no books, users and interactions."""
+        if self.schema_version() is None:
+            return True
+        return not any(
+            self.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+            for table in ("books", "users", "interactions")
+        )
 
     def iter_chunks(self, n: int, size: int) -> Iterator[tuple[int, int]]:
         for start in range(0, n, size):

@@ -26,8 +26,8 @@ from bookrec.storage.base import (
     ProgressCallback,
     Repository,
     TrainingRun,
+    VectorSide,
     VectorStats,
-    check_vectors,
     event_code_sql,
     interaction_arrays,
     vector_column,
@@ -263,14 +263,6 @@ class SqliteRepository(Repository):
         row = self.conn.execute("SELECT count(*) FROM interactions WHERE id > ?", (interaction_id,))
         return row.fetchone()[0]
 
-    def is_empty(self) -> bool:
-        if self.schema_version() is None:
-            return True
-        return not any(
-            self.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
-            for table in ("books", "users", "interactions")
-        )
-
     # -- vectors ---------------------------------------------------------------------------
     def vector_stats(self, family: str, side: str) -> VectorStats:
         column = vector_column(family, side)
@@ -308,47 +300,16 @@ class SqliteRepository(Repository):
             (rate_zero_at, since if since is not None else float("-inf")),
         ).fetchall()
 
-    def replace_vectors(
-        self,
-        family,
-        run_id,
-        run_result,
-        book_ids,
-        book_vectors,
-        user_ids=None,
-        user_vectors=None,
-        artifacts=None,
-        on_progress=None,
-    ) -> None:
-        self._write_vectors(
-            family, run_id, run_result, book_ids, book_vectors, user_ids, user_vectors,
-            artifacts, on_progress, clear_others=True,
-        )  # fmt: skip
-
-    def update_vectors(self, family, run_id, run_result, book_ids, book_vectors, on_progress=None):
-        self._write_vectors(
-            family, run_id, run_result, book_ids, book_vectors, None, None, None, on_progress,
-            clear_others=False,
-        )  # fmt: skip
-
     def _write_vectors(
         self,
         family: str,
         run_id: int,
         run_result: dict[str, Any],
-        book_ids: np.ndarray,
-        book_vectors: np.ndarray,
-        user_ids: np.ndarray | None,
-        user_vectors: np.ndarray | None,
+        sides: list[VectorSide],
         artifacts: dict[str, bytes] | None,
         on_progress: ProgressCallback | None,
         clear_others: bool,
     ) -> None:
-        sides = [("books", book_ids, book_vectors)]
-        if user_ids is not None and user_vectors is not None:
-            sides.append(("users", user_ids, user_vectors))
-        for side, ids, vectors in sides:
-            check_vectors(ids, vectors, f"{family} {side} vectors")
         total = sum(len(ids) for _, ids, _ in sides)
         done = 0
         with self._transaction() as conn:
