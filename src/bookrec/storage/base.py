@@ -95,6 +95,20 @@ def vector_column(family: str, side: str) -> str:
     return column
 
 
+def vectors_from_json(rows: Sequence[tuple[int, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, float32 matrix) from rows of (id, JSON array text)."""
+    import orjson
+
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    if not rows:
+        return ids, np.empty((0, 0), dtype=np.float32)
+    first = orjson.loads(rows[0][1])
+    vectors = np.empty((len(rows), len(first)), dtype=np.float32)
+    for row, (_, text) in enumerate(rows):
+        vectors[row] = orjson.loads(text)  # filling row by row beats np.array(list of lists)
+    return ids, vectors
+
+
 # (side: "books" or "users", row ids, vectors)
 VectorSide = tuple[str, np.ndarray, np.ndarray]
 

@@ -29,6 +29,7 @@ from bookrec.storage.base import (
     event_code_sql,
     interaction_arrays,
     vector_column,
+    vectors_from_json,
 )
 
 VECTOR_CHUNK = 5000
@@ -308,10 +309,7 @@ class PostgresRepository(Repository):
         rows = self.conn.execute(
             f"SELECT id, {column}::text FROM {side} WHERE {column} IS NOT NULL ORDER BY id"
         ).fetchall()
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        if not rows:
-            return ids, np.empty((0, 0), dtype=np.float32)
-        return ids, np.array([orjson.loads(r[1]) for r in rows], dtype=np.float32)
+        return vectors_from_json(rows)
 
     def load_vector(self, family: str, side: str, row_id: int) -> np.ndarray | None:
         column = vector_column(family, side)
