@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from bookrec.dburl import DatabaseUrl
-from bookrec.domain import EVENT_CODES, VECTOR_FAMILIES, BookRecord, BookText, InteractionArrays
+from bookrec.domain import (
+    EVENT_CODES,
+    EVENTS,
+    VECTOR_FAMILIES,
+    BookRecord,
+    BookText,
+    InteractionArrays,
+)
 from bookrec.errors import JobFailedError, SchemaMissingError, SchemaOutdatedError
 
 # (user external id, book db id, event name, rating or None, occurred_at epoch seconds)
@@ -170,7 +177,13 @@ class Repository(ABC):
 
     backend: str
     migrations_dir: str
-    conn: Any  # a DB-API connection with .execute(sql).fetchone()
+    conn: Any  # a DB-API connection with .execute(sql, params) returning a cursor
+    param: str  # the driver's placeholder: "?" or "%s"
+    json_length: str  # the SQL function giving a JSON array's length
+
+    def _epoch(self, expression: str) -> str:
+        """SQL turning a stored time into epoch seconds."""
+        return expression
 
     def __init__(self, url: DatabaseUrl) -> None:
         self.url = url
@@ -219,9 +232,9 @@ class Repository(ABC):
             raise SchemaOutdatedError(version, latest)
 
     # -- books -----------------------------------------------------------------------------
-    @abstractmethod
     def book_id_map(self) -> dict[str, int]:
         """external id -> database id of every book."""
+        return dict(self.conn.execute("SELECT external_id, id FROM books").fetchall())
 
     @abstractmethod
     def upsert_books(self, batches: Iterable[Sequence[BookRecord]]) -> BookUpsertResult:
@@ -236,15 +249,22 @@ class Repository(ABC):
     @abstractmethod
     def book_summaries(self, ids: Sequence[int]) -> list[BookSummary]: ...
 
-    @abstractmethod
-    def books_without_vector(self, family: str) -> list[int]: ...
+    def books_without_vector(self, family: str) -> list[int]:
+        column = vector_column(family, "books")
+        rows = self.conn.execute(f"SELECT id FROM books WHERE {column} IS NULL ORDER BY id")
+        return [r[0] for r in rows.fetchall()]
 
     # -- users and interactions ----------------------------------------------------------
-    @abstractmethod
-    def find_user(self, external_id: str) -> int | None: ...
+    def find_user(self, external_id: str) -> int | None:
+        return self._find("users", external_id)
 
-    @abstractmethod
-    def find_book(self, external_id: str) -> int | None: ...
+    def find_book(self, external_id: str) -> int | None:
+        return self._find("books", external_id)
+
+    def _find(self, table: str, external_id: str) -> int | None:
+        sql = f"SELECT id FROM {table} WHERE external_id = {self.param}"
+        found = self.conn.execute(sql, (external_id,)).fetchone()
+        return found[0] if found else None
 
     @abstractmethod
     def interaction_loader(self) -> InteractionLoader: ...
@@ -253,17 +273,41 @@ class Repository(ABC):
     def load_interactions(self, user_id: int | None = None) -> InteractionArrays:
         """All interactions (or one user's) from one snapshot, up to its newest id."""
 
-    @abstractmethod
     def counts(self) -> dict[str, Any]:
         """books, users, interactions, per-event counts, first/last interaction time."""
+        c = self.conn
+        per_event = dict.fromkeys(EVENTS, 0)
+        per_event.update(c.execute("SELECT event, count(*) FROM interactions GROUP BY event"))
+        first, last, max_id = c.execute(
+            f"SELECT {self._epoch('min(occurred_at)')}, {self._epoch('max(occurred_at)')},"
+            " max(id) FROM interactions"
+        ).fetchone()
+        return {
+            "books": c.execute("SELECT count(*) FROM books").fetchone()[0],
+            "users": c.execute("SELECT count(*) FROM users").fetchone()[0],
+            "interactions": sum(per_event.values()),
+            "interactions_by_event": per_event,
+            "first_interaction_at": first,
+            "last_interaction_at": last,
+            "max_interaction_id": max_id or 0,
+        }
 
-    @abstractmethod
     def interactions_after(self, interaction_id: int) -> int:
         """How many interactions have an id above the given one (arrived since a run)."""
+        sql = f"SELECT count(*) FROM interactions WHERE id > {self.param}"
+        return self.conn.execute(sql, (interaction_id,)).fetchone()[0]
 
     # -- vectors ---------------------------------------------------------------------------
-    @abstractmethod
-    def vector_stats(self, family: str, side: str) -> VectorStats: ...
+    def vector_stats(self, family: str, side: str) -> VectorStats:
+        column = vector_column(family, side)
+        rows = self.conn.execute(f"SELECT count(*) FROM {side}").fetchone()[0]
+        dims = dict(
+            self.conn.execute(
+                f"SELECT {self.json_length}({column}), count(*) FROM {side}"
+                f" WHERE {column} IS NOT NULL GROUP BY 1"
+            ).fetchall()
+        )
+        return VectorStats(family, side, column, rows, sum(dims.values()), dims)
 
     @abstractmethod
     def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bookrec.dburl import DatabaseUrl
-from bookrec.domain import EVENTS, BookRecord, BookText
+from bookrec.domain import BookRecord, BookText
 from bookrec.errors import DatabaseUnavailableError, LockBusyError, scrub
 from bookrec.storage.base import (
     BookSummary,
@@ -25,7 +25,6 @@ from bookrec.storage.base import (
     Repository,
     TrainingRun,
     VectorSide,
-    VectorStats,
     event_code_sql,
     interaction_arrays,
     vector_column,
@@ -123,6 +122,11 @@ class PostgresInteractionLoader(InteractionLoader):
 class PostgresRepository(Repository):
     backend = "postgresql"
     migrations_dir = "postgres"
+    param = "%s"
+    json_length = "jsonb_array_length"
+
+    def _epoch(self, expression: str) -> str:
+        return f"extract(epoch FROM {expression})::float8"
 
     def __init__(self, url: DatabaseUrl, connect_timeout: float = 5.0) -> None:
         super().__init__(url)
@@ -167,9 +171,6 @@ class PostgresRepository(Repository):
             )
 
     # -- books -----------------------------------------------------------------------------
-    def book_id_map(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT external_id, id FROM books").fetchall())
-
     def upsert_books(self, batches: Iterable[Sequence[BookRecord]]) -> BookUpsertResult:
         result = BookUpsertResult()
         columns = ", ".join(BOOK_FIELDS)
@@ -232,22 +233,7 @@ class PostgresRepository(Repository):
             sql + " WHERE id = ANY(%s) ORDER BY id", ([int(i) for i in ids],)
         ).fetchall()
 
-    def books_without_vector(self, family: str) -> list[int]:
-        column = vector_column(family, "books")
-        rows = self.conn.execute(f"SELECT id FROM books WHERE {column} IS NULL ORDER BY id")
-        return [r[0] for r in rows]
-
     # -- users and interactions ----------------------------------------------------------
-    def find_user(self, external_id: str) -> int | None:
-        row = self.conn.execute("SELECT id FROM users WHERE external_id = %s", (external_id,))
-        found = row.fetchone()
-        return found[0] if found else None
-
-    def find_book(self, external_id: str) -> int | None:
-        row = self.conn.execute("SELECT id FROM books WHERE external_id = %s", (external_id,))
-        found = row.fetchone()
-        return found[0] if found else None
-
     def interaction_loader(self) -> InteractionLoader:
         return PostgresInteractionLoader(self)
 
@@ -268,42 +254,7 @@ class PostgresRepository(Repository):
                 rows = cursor.execute(sql, params).fetchall()
         return interaction_arrays(rows, max_id)
 
-    def counts(self) -> dict[str, Any]:
-        c = self.conn
-        per_event = dict.fromkeys(EVENTS, 0)
-        per_event.update(c.execute("SELECT event, count(*) FROM interactions GROUP BY event"))
-        first, last, max_id = c.execute(
-            "SELECT extract(epoch FROM min(occurred_at))::float8,"
-            " extract(epoch FROM max(occurred_at))::float8, max(id) FROM interactions"
-        ).fetchone()
-        return {
-            "books": c.execute("SELECT count(*) FROM books").fetchone()[0],
-            "users": c.execute("SELECT count(*) FROM users").fetchone()[0],
-            "interactions": sum(per_event.values()),
-            "interactions_by_event": per_event,
-            "first_interaction_at": first,
-            "last_interaction_at": last,
-            "max_interaction_id": max_id or 0,
-        }
-
-    def interactions_after(self, interaction_id: int) -> int:
-        row = self.conn.execute(
-            "SELECT count(*) FROM interactions WHERE id > %s", (interaction_id,)
-        ).fetchone()
-        return row[0]
-
     # -- vectors ---------------------------------------------------------------------------
-    def vector_stats(self, family: str, side: str) -> VectorStats:
-        column = vector_column(family, side)
-        rows = self.conn.execute(f"SELECT count(*) FROM {side}").fetchone()[0]
-        dims = dict(
-            self.conn.execute(
-                f"SELECT jsonb_array_length({column}), count(*) FROM {side}"
-                f" WHERE {column} IS NOT NULL GROUP BY 1"
-            ).fetchall()
-        )
-        return VectorStats(family, side, column, rows, sum(dims.values()), dims)
-
     def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:
         column = vector_column(family, side)
         rows = self.conn.execute(

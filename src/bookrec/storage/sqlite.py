@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from bookrec.dburl import DatabaseUrl
-from bookrec.domain import EVENTS, BookRecord, BookText
+from bookrec.domain import BookRecord, BookText
 from bookrec.errors import DatabaseUnavailableError, LockBusyError
 from bookrec.storage.base import (
     BookSummary,
@@ -27,7 +27,6 @@ from bookrec.storage.base import (
     Repository,
     TrainingRun,
     VectorSide,
-    VectorStats,
     event_code_sql,
     interaction_arrays,
     vector_column,
@@ -89,6 +88,8 @@ class SqliteInteractionLoader(InteractionLoader):
 class SqliteRepository(Repository):
     backend = "sqlite"
     migrations_dir = "sqlite"
+    param = "?"
+    json_length = "json_array_length"
 
     def __init__(self, url: DatabaseUrl, create: bool = False) -> None:
         super().__init__(url)
@@ -156,9 +157,6 @@ class SqliteRepository(Repository):
             )
 
     # -- books -----------------------------------------------------------------------------
-    def book_id_map(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT external_id, id FROM books"))
-
     def upsert_books(self, batches: Iterable[Sequence[BookRecord]]) -> BookUpsertResult:
         result = BookUpsertResult()
         changed = " OR ".join(f"books.{f} IS NOT excluded.{f}" for f in BOOK_FIELDS)
@@ -207,21 +205,7 @@ class SqliteRepository(Repository):
             rows.extend(self.conn.execute(f"{sql} WHERE id IN ({marks})", chunk))
         return sorted(rows)
 
-    def books_without_vector(self, family: str) -> list[int]:
-        column = vector_column(family, "books")
-        return [r[0] for r in self.conn.execute(f"SELECT id FROM books WHERE {column} IS NULL")]
-
     # -- users and interactions ----------------------------------------------------------
-    def find_user(self, external_id: str) -> int | None:
-        row = self.conn.execute("SELECT id FROM users WHERE external_id = ?", (external_id,))
-        found = row.fetchone()
-        return found[0] if found else None
-
-    def find_book(self, external_id: str) -> int | None:
-        row = self.conn.execute("SELECT id FROM books WHERE external_id = ?", (external_id,))
-        found = row.fetchone()
-        return found[0] if found else None
-
     def interaction_loader(self) -> InteractionLoader:
         return SqliteInteractionLoader(self)
 
@@ -243,39 +227,7 @@ class SqliteRepository(Repository):
             self.conn.execute("COMMIT")
         return interaction_arrays(rows, max_id)
 
-    def counts(self) -> dict[str, Any]:
-        c = self.conn
-        per_event = dict.fromkeys(EVENTS, 0)
-        per_event.update(c.execute("SELECT event, count(*) FROM interactions GROUP BY event"))
-        first, last, max_id = c.execute(
-            "SELECT min(occurred_at), max(occurred_at), max(id) FROM interactions"
-        ).fetchone()
-        return {
-            "books": c.execute("SELECT count(*) FROM books").fetchone()[0],
-            "users": c.execute("SELECT count(*) FROM users").fetchone()[0],
-            "interactions": sum(per_event.values()),
-            "interactions_by_event": per_event,
-            "first_interaction_at": first,
-            "last_interaction_at": last,
-            "max_interaction_id": max_id or 0,
-        }
-
-    def interactions_after(self, interaction_id: int) -> int:
-        row = self.conn.execute("SELECT count(*) FROM interactions WHERE id > ?", (interaction_id,))
-        return row.fetchone()[0]
-
     # -- vectors ---------------------------------------------------------------------------
-    def vector_stats(self, family: str, side: str) -> VectorStats:
-        column = vector_column(family, side)
-        rows = self.conn.execute(f"SELECT count(*) FROM {side}").fetchone()[0]
-        dims = dict(
-            self.conn.execute(
-                f"SELECT json_array_length({column}), count(*) FROM {side}"
-                f" WHERE {column} IS NOT NULL GROUP BY 1"
-            )
-        )
-        return VectorStats(family, side, column, rows, sum(dims.values()), dims)
-
     def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:
         column = vector_column(family, side)
         rows = self.conn.execute(
