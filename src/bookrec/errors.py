@@ -63,8 +63,8 @@ class MissingExtraError(BookrecError):
 
     def __init__(self, extra: str, what: str) -> None:
         super().__init__(
-            f"{what} needs the optional extra '{extra}': pip install \"bookrec[{extra}]\" "
-            f"(or pipx inject bookrec <package>)"
+            f"{what} needs the optional extra '{extra}': pip install \"bookrec[{extra}]\""
+            f" (pipx: pipx install --force \"bookrec[{extra}]\")"
         )
         self.extra = extra
 

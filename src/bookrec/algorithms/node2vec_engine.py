@@ -11,11 +11,14 @@ from collections.abc import Callable
 import numpy as np
 from scipy.sparse import csr_matrix
 
-EXTRA_HINT = 'the node2vec engine needs the optional extra: pip install "bookrec[node2vec]"'
+from bookrec.errors import MissingExtraError
 
 
-class Node2VecPackageMissing(ImportError):
+class Node2VecPackageMissing(MissingExtraError):
     """The optional `node2vec` package (or networkx) is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__("node2vec", "the node2vec engine")
 
 
 def node2vec_package_embeddings(
@@ -45,7 +48,7 @@ def node2vec_package_embeddings(
         import networkx as nx
         from node2vec import Node2Vec
     except ImportError as error:
-        raise Node2VecPackageMissing(EXTRA_HINT) from error
+        raise Node2VecPackageMissing() from error
     from bookrec.algorithms.skipgram import stable_hash
 
     def phase(name: str) -> None:

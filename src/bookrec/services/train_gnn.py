@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from bookrec.errors import MissingExtraError
 from bookrec.progress import Phases
 from bookrec.services.training import load_training_data, recorded_run, run_result
 from bookrec.settings import Settings
@@ -84,20 +83,14 @@ def _builtin(weights, settings: Settings, phases: Phases) -> tuple[np.ndarray, d
 def _node2vec_package(
     weights, settings: Settings, phases: Phases
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    from bookrec.algorithms.node2vec_engine import (
-        Node2VecPackageMissing,
-        node2vec_package_embeddings,
-    )
+    from bookrec.algorithms.node2vec_engine import node2vec_package_embeddings
 
     gnn = settings.gnn
     with phases.phase("node2vec"):
-        try:
-            vectors = node2vec_package_embeddings(
-                weights, dim=gnn.dim, walk_length=gnn.walk_length,
-                walks_per_node=gnn.walks_per_node, p=gnn.p, q=gnn.q, window=gnn.window,
-                epochs=gnn.epochs, negative=gnn.negative, seed=gnn.seed,
-                workers=gnn.workers or 1,
-            )  # fmt: skip
-        except Node2VecPackageMissing:
-            raise MissingExtraError("node2vec", "--engine node2vec") from None
+        vectors = node2vec_package_embeddings(
+            weights, dim=gnn.dim, walk_length=gnn.walk_length,
+            walks_per_node=gnn.walks_per_node, p=gnn.p, q=gnn.q, window=gnn.window,
+            epochs=gnn.epochs, negative=gnn.negative, seed=gnn.seed,
+            workers=gnn.workers or 1,
+        )  # fmt: skip
     return vectors, {}
