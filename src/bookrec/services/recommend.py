@@ -95,14 +95,10 @@ def recommend(
     wanted = _wanted(strategy, settings)
     parts = _score_parts(repo, catalogue, settings, user_id, weights, popularity, wanted, strategy)
     if strategy == "hybrid":
-        scores = fuse(parts, settings.hybrid.model_dump(), fallback="popular")
-        used = [
-            s
-            for s in parts
-            if settings.hybrid.model_dump().get(s, 0) > 0 and available(parts[s])[0]
-        ]
-        if not used:
-            used = ["popular"]
+        hybrid_weights = settings.hybrid.model_dump()
+        scores = fuse(parts, hybrid_weights, fallback="popular")
+        used = [s for s in parts if hybrid_weights.get(s, 0) > 0 and available(parts[s])[0]]
+        used = used or ["popular"]
     else:
         scores = parts[strategy]
         used = [strategy]
@@ -110,7 +106,7 @@ def recommend(
     if not include_seen and len(seen):
         scores[:, catalogue.columns(seen)] = -np.inf
     best = top_k(scores, k)[0]
-    best = best[(best >= 0)]
+    best = best[best >= 0]
     best = best[np.isfinite(scores[0, best])]
     books = {b.id: b for b in repo.book_summaries(catalogue.book_ids[best].tolist())}
     results = []
@@ -145,7 +141,14 @@ def _wanted(strategy: str, settings: Settings) -> list[str]:
 
 
 def _score_parts(
-    repo, catalogue, settings, user_id, weights, popularity, wanted, strategy
+    repo: Repository,
+    catalogue: _Catalogue,
+    settings: Settings,
+    user_id: int,
+    weights: Any,  # the user's row of the confidence matrix (1 × n_books csr)
+    popularity: np.ndarray,
+    wanted: list[str],
+    strategy: str,
 ) -> dict[str, np.ndarray]:
     """Scores (1, n_books) of every wanted strategy that can serve this user. An explicitly
     asked strategy that cannot is an error naming what to run; hybrid just leaves it out."""
