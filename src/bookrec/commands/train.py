@@ -31,8 +31,10 @@ def cf(
     min_interactions: int = typer.Option(
         None, "--min-interactions", help="Minimum interactions per user and per book [default: 2]."
     ),
-    regularization: float = typer.Option(None, "--regularization", help="L2 regularization."),
-    alpha: float = typer.Option(None, "--alpha", help="Confidence scaling of interactions."),
+    regularization: float = typer.Option(
+        None, "--regularization", help="L2 regularization [default: 0.06 · alpha · √pairs]."
+    ),
+    alpha: float = typer.Option(None, "--alpha", help="Confidence scaling [default: 4]."),
     seed: int = SEED,
     threads: int = typer.Option(None, "--threads", help="ALS threads; 0 = all cores."),
     wait: bool = WAIT,
@@ -61,13 +63,15 @@ def gnn(
     min_interactions: int = typer.Option(
         None, "--min-interactions", help="Minimum interactions per book [default: 1]."
     ),
-    walk_length: int = typer.Option(None, "--walk-length", help="Steps per random walk."),
-    walks_per_node: int = typer.Option(None, "--walks-per-node", help="Walks from each node."),
-    p: float = typer.Option(None, "--p", help="node2vec return parameter."),
-    q: float = typer.Option(None, "--q", help="node2vec in-out parameter."),
-    window: int = typer.Option(None, "--window", help="Skip-gram context window."),
-    epochs: int = typer.Option(None, "--epochs", help="Skip-gram epochs."),
-    negative: int = typer.Option(None, "--negative", help="Negative samples per positive."),
+    walk_length: int = typer.Option(None, "--walk-length", help="Steps per walk [default: 20]."),
+    walks_per_node: int = typer.Option(
+        None, "--walks-per-node", help="Walks from each node [default: 10]."
+    ),
+    p: float = typer.Option(None, "--p", help="node2vec return parameter [default: 1]."),
+    q: float = typer.Option(None, "--q", help="node2vec in-out parameter [default: 0.5]."),
+    window: int = typer.Option(None, "--window", help="Skip-gram window [default: 10]."),
+    epochs: int = typer.Option(None, "--epochs", help="Skip-gram epochs [default: 1]."),
+    negative: int = typer.Option(None, "--negative", help="Negative samples [default: 5]."),
     seed: int = SEED,
     workers: int = typer.Option(None, "--workers", help="Skip-gram threads; 0 = all cores."),
     engine: str = typer.Option(
