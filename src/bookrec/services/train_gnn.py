@@ -84,6 +84,7 @@ def _node2vec_package(
     weights, settings: Settings, phases: Phases
 ) -> tuple[np.ndarray, dict[str, Any]]:
     from bookrec.algorithms.node2vec_engine import node2vec_package_embeddings
+    from bookrec.algorithms.skipgram import default_workers
 
     gnn = settings.gnn
     with phases.phase("node2vec"):
@@ -91,6 +92,6 @@ def _node2vec_package(
             weights, dim=gnn.dim, walk_length=gnn.walk_length,
             walks_per_node=gnn.walks_per_node, p=gnn.p, q=gnn.q, window=gnn.window,
             epochs=gnn.epochs, negative=gnn.negative, seed=gnn.seed,
-            workers=gnn.workers or 1,
+            workers=gnn.workers or default_workers(),
         )  # fmt: skip
     return vectors, {}
