@@ -29,16 +29,17 @@ class Recommendation:
 class _Catalogue:
     """All books as one index space, with vectors aligned to it on demand."""
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, families: list[str]) -> None:
         self.repo = repo
         self.book_ids = np.array(sorted(repo.book_id_map().values()), dtype=np.int64)
+        self.loaded = repo.load_vector_families(families) if families else {}
 
     def columns(self, ids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.book_ids, ids)
 
     def vectors(self, family: str) -> np.ndarray | None:
         """(n_books, d) with zero rows for books without a vector; None if none has one."""
-        ids, vectors = self.repo.load_vectors(family, "books")
+        ids, vectors = self.loaded[family]
         if len(ids) == 0:
             return None
         aligned = np.zeros((len(self.book_ids), vectors.shape[1]), dtype=np.float32)
@@ -86,13 +87,13 @@ def recommend(
             f"unknown user {user!r}",
             hint="users appear with their interactions: bookrec ingest interactions FILE",
         )
-    catalogue = _Catalogue(repo)
+    wanted = _wanted(strategy, settings)
+    catalogue = _Catalogue(repo, [s for s in wanted if s in COMMANDS])
     history = repo.load_interactions(user_id)
     weights = build_matrix(
         history, weight_scheme(settings), user_ids=np.array([user_id]), book_ids=catalogue.book_ids
     ).matrix
     popularity = catalogue.popularity(settings, recent_days)
-    wanted = _wanted(strategy, settings)
     parts = _score_parts(repo, catalogue, settings, user_id, weights, popularity, wanted, strategy)
     if strategy == "hybrid":
         hybrid_weights = settings.hybrid.model_dump()

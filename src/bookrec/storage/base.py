@@ -309,13 +309,35 @@ class Repository(ABC):
         )
         return VectorStats(family, side, column, rows, sum(dims.values()), dims)
 
-    @abstractmethod
     def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:
         """(ids, float32 matrix) of every row that has a vector of that family."""
+        return self.load_vector_families([family], side)[family]
 
-    @abstractmethod
+    def load_vector_families(
+        self, families: Sequence[str], side: str = "books"
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """load_vectors of several families in one scan of the table (rows are wide)."""
+        columns = [self._json_text(vector_column(f, side)) for f in families]
+        rows = self.conn.execute(
+            f"SELECT id, {', '.join(columns)} FROM {side} ORDER BY id"
+        ).fetchall()
+        return {
+            family: vectors_from_json([(r[0], r[i]) for r in rows if r[i] is not None])
+            for i, family in enumerate(families, start=1)
+        }
+
     def load_vector(self, family: str, side: str, row_id: int) -> np.ndarray | None:
         """One row's vector of that family, or None."""
+        column = self._json_text(vector_column(family, side))
+        sql = f"SELECT {column} FROM {side} WHERE id = {self.param}"
+        row = self.conn.execute(sql, (row_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return vectors_from_json([(row_id, row[0])])[1][0]
+
+    def _json_text(self, column: str) -> str:
+        """SQL reading a JSON column as text."""
+        return column
 
     @abstractmethod
     def book_event_totals(self, rate_zero_at: float, since: float | None = None) -> list[tuple]:

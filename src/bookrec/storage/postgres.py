@@ -28,7 +28,6 @@ from bookrec.storage.base import (
     event_code_sql,
     interaction_arrays,
     vector_column,
-    vectors_from_json,
 )
 
 VECTOR_CHUNK = 5000
@@ -127,6 +126,9 @@ class PostgresRepository(Repository):
 
     def _epoch(self, expression: str) -> str:
         return f"extract(epoch FROM {expression})::float8"
+
+    def _json_text(self, column: str) -> str:
+        return f"{column}::text"
 
     def __init__(self, url: DatabaseUrl, connect_timeout: float = 5.0) -> None:
         super().__init__(url)
@@ -255,22 +257,6 @@ class PostgresRepository(Repository):
         return interaction_arrays(rows, max_id)
 
     # -- vectors ---------------------------------------------------------------------------
-    def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:
-        column = vector_column(family, side)
-        rows = self.conn.execute(
-            f"SELECT id, {column}::text FROM {side} WHERE {column} IS NOT NULL ORDER BY id"
-        ).fetchall()
-        return vectors_from_json(rows)
-
-    def load_vector(self, family: str, side: str, row_id: int) -> np.ndarray | None:
-        column = vector_column(family, side)
-        row = self.conn.execute(
-            f"SELECT {column}::text FROM {side} WHERE id = %s", (row_id,)
-        ).fetchone()
-        if row is None or row[0] is None:
-            return None
-        return np.array(orjson.loads(row[0]), dtype=np.float32)
-
     def book_event_totals(self, rate_zero_at: float, since: float | None = None) -> list[tuple]:
         where = "" if since is None else " WHERE occurred_at >= to_timestamp(%(since)s)"
         return self.conn.execute(

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import orjson
 
 from bookrec.dburl import DatabaseUrl
@@ -30,7 +29,6 @@ from bookrec.storage.base import (
     event_code_sql,
     interaction_arrays,
     vector_column,
-    vectors_from_json,
 )
 
 VECTOR_CHUNK = 5000
@@ -229,20 +227,6 @@ class SqliteRepository(Repository):
         return interaction_arrays(rows, max_id)
 
     # -- vectors ---------------------------------------------------------------------------
-    def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:
-        column = vector_column(family, side)
-        rows = self.conn.execute(
-            f"SELECT id, {column} FROM {side} WHERE {column} IS NOT NULL ORDER BY id"
-        ).fetchall()
-        return vectors_from_json(rows)
-
-    def load_vector(self, family: str, side: str, row_id: int) -> np.ndarray | None:
-        column = vector_column(family, side)
-        row = self.conn.execute(f"SELECT {column} FROM {side} WHERE id = ?", (row_id,)).fetchone()
-        if row is None or row[0] is None:
-            return None
-        return np.array(orjson.loads(row[0]), dtype=np.float32)
-
     def book_event_totals(self, rate_zero_at: float, since: float | None = None) -> list[tuple]:
         return self.conn.execute(
             f"SELECT book_id, {event_code_sql()}, count(*),"
