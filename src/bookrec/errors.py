@@ -64,7 +64,7 @@ class MissingExtraError(BookrecError):
     def __init__(self, extra: str, what: str) -> None:
         super().__init__(
             f"{what} needs the optional extra '{extra}': pip install \"bookrec[{extra}]\""
-            f' (pipx: pipx install --force "bookrec[{extra}]")'
+            " (with pipx: see the README's install section)"
         )
         self.extra = extra
 
