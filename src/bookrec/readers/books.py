@@ -13,7 +13,16 @@ from typing import Any
 
 from bookrec.domain import BookRecord
 from bookrec.errors import InputError
-from bookrec.readers.common import ErrorLog, ProgressCallback, Record, RowError, iter_records
+from bookrec.readers.common import (
+    ErrorLog,
+    InvalidField,
+    ProgressCallback,
+    Record,
+    RowError,
+    check_record,
+    iter_records,
+    text_value,
+)
 
 GOODBOOKS_MARKERS = {"book_id", "goodreads_book_id", "original_title", "language_code"}
 ID_ALIASES = ("external_id", "id", "book_id")
@@ -42,7 +51,7 @@ def read_books(
     for record in records:
         try:
             book = _goodbooks_book(record) if goodbooks else _generic_book(record)
-        except _Invalid as invalid:
+        except InvalidField as invalid:
             errors.add(RowError(record.line, invalid.field, invalid.reason, record.raw))
             continue
         batch.append(book)
@@ -53,27 +62,8 @@ def read_books(
         yield batch
 
 
-class _Invalid(Exception):
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-
-
-def _check_shape(record: Record) -> None:
-    if record.undecodable:
-        raise _Invalid("", "undecodable bytes (the file must be UTF-8)")
-    if record.bad_shape:
-        raise _Invalid("", record.bad_shape)
-
-
 def _text(values: dict[str, Any], name: str) -> str | None:
-    value = values.get(name)
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    return text or None
+    return text_value(values.get(name)) or None
 
 
 def _year(values: dict[str, Any], name: str) -> int | None:
@@ -83,21 +73,21 @@ def _year(values: dict[str, Any], name: str) -> int | None:
     try:
         number = float(text)
     except ValueError:
-        raise _Invalid(name, f"not a year: {text!r}") from None
+        raise InvalidField(name, f"not a year: {text!r}") from None
     if not number.is_integer() or not -5000 <= number <= 3000:
-        raise _Invalid(name, f"not a year: {text!r}")
+        raise InvalidField(name, f"not a year: {text!r}")
     return int(number)
 
 
 def _goodbooks_book(record: Record) -> BookRecord:
-    _check_shape(record)
+    check_record(record)
     values = record.values
     external_id = _text(values, "book_id")
     if not external_id:
-        raise _Invalid("book_id", "missing")
+        raise InvalidField("book_id", "missing")
     title = _text(values, "title") or _text(values, "original_title")
     if not title:
-        raise _Invalid("title", "missing")
+        raise InvalidField("title", "missing")
     metadata = {k: _number_or_text(v) for k, v in values.items() if k not in GOODBOOKS_MAPPED}
     return BookRecord(
         external_id=external_id,
@@ -111,15 +101,15 @@ def _goodbooks_book(record: Record) -> BookRecord:
 
 
 def _generic_book(record: Record) -> BookRecord:
-    _check_shape(record)
+    check_record(record)
     values = record.values
     id_field = next((a for a in ID_ALIASES if a in values), "external_id")
     external_id = _text(values, id_field)
     if not external_id:
-        raise _Invalid(id_field, "missing")
+        raise InvalidField(id_field, "missing")
     title = _text(values, "title")
     if not title:
-        raise _Invalid("title", "missing")
+        raise InvalidField("title", "missing")
     return BookRecord(
         external_id=external_id,
         title=title,
@@ -136,7 +126,7 @@ def _generic_book(record: Record) -> BookRecord:
 def _authors(value: Any) -> str | None:
     if isinstance(value, list):
         return ", ".join(str(v).strip() for v in value if str(v).strip()) or None
-    return _text({"a": value}, "a")
+    return text_value(value) or None
 
 
 def _tags(value: Any) -> list[str]:
@@ -145,7 +135,7 @@ def _tags(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(v).strip() for v in value if str(v).strip()]
     if not isinstance(value, str):
-        raise _Invalid("tags", "expected text or a list")
+        raise InvalidField("tags", "expected text or a list")
     return [t.strip() for t in value.replace(";", "|").split("|") if t.strip()]
 
 

@@ -60,6 +60,15 @@ class ErrorLog:
                 writer.writerow([error.line, error.field, error.reason, error.raw.rstrip("\r\n")])
 
 
+class InvalidField(Exception):
+    """One row's problem: the field (empty for the whole row) and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
 @dataclass
 class Record:
     """One input record: its first line number, fields by name, the raw text, decode status."""
@@ -287,3 +296,11 @@ def text_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
+
+
+def check_record(record: Record) -> None:
+    """InvalidField when the row itself is unreadable: undecodable bytes or a bad shape."""
+    if record.undecodable:
+        raise InvalidField("", "undecodable bytes (the file must be UTF-8)")
+    if record.bad_shape:
+        raise InvalidField("", record.bad_shape)

@@ -19,13 +19,16 @@ from bookrec.errors import InputError
 from bookrec.readers.common import (
     Block,
     ErrorLog,
+    InvalidField,
     ProgressCallback,
     Record,
     RowError,
+    check_record,
     csv_blocks,
     detect_format,
     has_surrogates,
     iter_records,
+    text_value,
 )
 from bookrec.storage.base import InteractionRow
 
@@ -74,7 +77,7 @@ def _checked(
 ) -> InteractionRow | None:
     try:
         return _interaction(record, book_ids, now)
-    except _Invalid as invalid:
+    except InvalidField as invalid:
         errors.add(RowError(record.line, invalid.field, invalid.reason, record.raw))
         return None
 
@@ -159,12 +162,6 @@ def _fast_seconds(text: str, now: float) -> float:
     return moment.timestamp()
 
 
-class _Invalid(Exception):
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-
-
 def _check_header(path: Path, header: list[str]) -> None:
     missing = []
     if not any(a in header for a in USER_ALIASES):
@@ -188,56 +185,47 @@ def _field(values: dict[str, Any], aliases: tuple[str, ...]) -> tuple[str, Any]:
     return aliases[0], None
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def _interaction(record: Record, book_ids: dict[str, int], now: float) -> InteractionRow:
-    if record.undecodable:
-        raise _Invalid("", "undecodable bytes (the file must be UTF-8)")
-    if record.bad_shape:
-        raise _Invalid("", record.bad_shape)
+    check_record(record)
     values = record.values
 
     user_field, user_value = _field(values, USER_ALIASES)
-    user = _text(user_value)
+    user = text_value(user_value)
     if not user:
-        raise _Invalid(user_field, "missing")
+        raise InvalidField(user_field, "missing")
 
     book_field, book_value = _field(values, BOOK_ALIASES)
-    book = _text(book_value)
+    book = text_value(book_value)
     if not book:
-        raise _Invalid(book_field, "missing")
+        raise InvalidField(book_field, "missing")
     book_id = book_ids.get(book)
     if book_id is None:
-        raise _Invalid(book_field, f"unknown book {book!r} (ingest books first)")
+        raise InvalidField(book_field, f"unknown book {book!r} (ingest books first)")
 
-    event = _text(values.get("event", "rate"))
+    event = text_value(values.get("event", "rate"))
     if event not in EVENT_CODES:
         if not event:
-            raise _Invalid("event", "missing")
-        raise _Invalid("event", f"unknown event {event!r} (expected one of {', '.join(EVENTS)})")
+            raise InvalidField("event", "missing")
+        raise InvalidField(
+            "event", f"unknown event {event!r} (expected one of {', '.join(EVENTS)})"
+        )
 
     rating = _rating(values.get("rating"), required=event == "rate")
     return (user, book_id, event, rating, _timestamp(values.get("timestamp"), now))
 
 
 def _rating(value: Any, required: bool) -> float | None:
-    text = _text(value)
+    text = text_value(value)
     if not text:
         if required:
-            raise _Invalid("rating", "missing (required for rate events)")
+            raise InvalidField("rating", "missing (required for rate events)")
         return None
     try:
         rating = float(text)
     except ValueError:
-        raise _Invalid("rating", f"not a number: {text!r}") from None
+        raise InvalidField("rating", f"not a number: {text!r}") from None
     if not RATING_MIN <= rating <= RATING_MAX:
-        raise _Invalid("rating", f"{text} is out of range {RATING_MIN:g}-{RATING_MAX:g}")
+        raise InvalidField("rating", f"{text} is out of range {RATING_MIN:g}-{RATING_MAX:g}")
     return rating
 
 
@@ -245,7 +233,7 @@ def _timestamp(value: Any, now: float) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     else:
-        text = _text(value)
+        text = text_value(value)
         if not text:
             return now
         try:
@@ -253,7 +241,7 @@ def _timestamp(value: Any, now: float) -> float:
         except ValueError:
             seconds = _iso_seconds(text)
     if not math.isfinite(seconds) or seconds < EARLIEST or seconds > now + MAX_FUTURE:
-        raise _Invalid("timestamp", f"out of range: {value!r}")
+        raise InvalidField("timestamp", f"out of range: {value!r}")
     return seconds
 
 
@@ -261,7 +249,7 @@ def _iso_seconds(text: str) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise _Invalid("timestamp", f"not ISO 8601 or epoch seconds: {text!r}") from None
+        raise InvalidField("timestamp", f"not ISO 8601 or epoch seconds: {text!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
