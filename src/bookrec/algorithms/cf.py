@@ -31,6 +31,11 @@ def scaled_regularization(n_pairs: int, alpha: float, scale: float = REGULARIZAT
     return scale * alpha * math.sqrt(max(n_pairs, 1))
 
 
+def regularization_for(given: float | None, n_pairs: int, alpha: float) -> float:
+    """The regularization a fit uses: the given one, else scaled with the data."""
+    return given if given is not None else scaled_regularization(n_pairs, alpha)
+
+
 def fit_als(
     matrix: sp.csr_matrix,
     *,

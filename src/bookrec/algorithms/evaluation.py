@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bookrec.algorithms import scoring
-from bookrec.algorithms.cf import scaled_regularization
+from bookrec.algorithms.cf import regularization_for
 from bookrec.algorithms.matrix import InteractionMatrix, WeightScheme, build_matrix, k_core
 from bookrec.algorithms.split import SplitSummary
 from bookrec.domain import EVENT_CODES, BookText, InteractionArrays
@@ -414,9 +414,7 @@ def train_cf(
     core = k_core(full, params.min_interactions, params.min_interactions)
     if core.shape[0] < 2 or core.shape[1] < 2:
         raise ValueError(f"too few users/books for cf after the k-core: {core.shape}")
-    regularization = params.regularization
-    if regularization is None:
-        regularization = scaled_regularization(core.nnz, params.alpha)
+    regularization = regularization_for(params.regularization, core.nnz, params.alpha)
     factors = fit_als(
         core.matrix,
         factors=params.factors,

@@ -13,7 +13,7 @@ from bookrec.storage.base import Repository
 
 def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False):
     """Train and write back in one transaction; returns the run's summary."""
-    from bookrec.algorithms.cf import fit_als, scaled_regularization
+    from bookrec.algorithms.cf import fit_als, regularization_for
 
     cf = settings.cf
     started = time.perf_counter()
@@ -23,9 +23,7 @@ def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool
             min_user_interactions=cf.min_interactions, min_book_interactions=cf.min_interactions,
         )  # fmt: skip
         m = data.matrix
-        regularization = cf.regularization
-        if regularization is None:
-            regularization = scaled_regularization(m.nnz, cf.alpha)
+        regularization = regularization_for(cf.regularization, m.nnz, cf.alpha)
         parameters = {
             **cf.model_dump(),
             "regularization_used": round(regularization, 6),
