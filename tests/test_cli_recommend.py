@@ -114,3 +114,33 @@ def test_similar_errors(trained, tmp_path):
     assert result.exit_code == 3 and "has no cf vector" in result.stderr
     result = trained("similar", "g0-b1", "--space", "words")
     assert result.exit_code == 2 and "unknown space" in result.stderr
+
+
+def test_answers_from_snapshots_equal_answers_from_the_columns(trained, tmp_path):
+    """Training stores binary snapshots that recommend reads; without them (dropped here, as
+    any other writer's change would) the JSON columns give the very same answers, including
+    interactions that arrived after the training."""
+    (tmp_path / "late.csv").write_text(
+        "user,book,event\ng0-u3,g1-b2,purchase\nnewbie,g1-b1,like\n", encoding="utf-8"
+    )
+    trained.ok("ingest", "interactions", str(tmp_path / "late.csv"))
+    queries = [
+        (user, "--strategy", strategy)
+        for user in ("g0-u3", "newbie")
+        for strategy in ("hybrid", "gnn", "content", "popular")
+    ]
+    with_snapshots = [_recommend(trained, *q) for q in queries]
+    similar = json.loads(trained.ok("similar", "g0-b1", "--space", "gnn", "--json").stdout)
+    repo = open_repository(trained.url)
+    try:
+        names = {r[0] for r in repo.conn.execute("SELECT name FROM snapshots").fetchall()}
+        assert names == {
+            "books.cf_embedding", "books.gnn_vector", "books.content_embedding",
+            "book_event_counts",
+        }  # fmt: skip
+        repo.conn.execute("DELETE FROM snapshots")
+        repo.conn.commit()
+    finally:
+        repo.close()
+    assert [_recommend(trained, *q) for q in queries] == with_snapshots
+    assert json.loads(trained.ok("similar", "g0-b1", "--space", "gnn", "--json").stdout) == similar

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bookrec.domain import BookRecord
-from bookrec.errors import LockBusyError
+from bookrec.errors import LockBusyError, SchemaOutdatedError
 from bookrec.storage import open_repository
 
 
@@ -25,9 +25,21 @@ def test_migrate_is_idempotent_and_versioned(db_url):
     repo = open_repository(db_url, create=True)
     assert repo.schema_version() is None
     applied = repo.migrate()
-    assert [m.version for m in applied] == [1]
-    assert repo.schema_version() == repo.latest_schema_version() == 1
+    assert [m.version for m in applied] == [1, 2]
+    assert repo.schema_version() == repo.latest_schema_version() == 2
     assert repo.migrate() == []
+    repo.close()
+
+
+def test_upgrade_from_v1_keeps_data(db_url):
+    repo = open_repository(db_url, create=True)
+    repo.apply_migration(repo.migrations()[0])
+    _books(repo, 2)
+    with pytest.raises(SchemaOutdatedError):
+        repo.require_schema()
+    assert [m.version for m in repo.migrate()] == [2]
+    repo.require_schema()
+    assert len(repo.book_id_map()) == 2
     repo.close()
 
 
@@ -160,7 +172,19 @@ def test_runs_and_artifacts(repo):
     assert repo.latest_run("content").id == run
 
 
-def test_load_vector_and_book_event_totals(repo):
+def _count_table(counts):
+    """{(book, event, rating or None): count} of a BookEventCounts, repeated keys added up."""
+    table: dict = {}
+    for b, e, r, n in zip(
+        counts.book_ids.tolist(), counts.events.tolist(), counts.ratings.tolist(),
+        counts.counts.tolist(), strict=True,
+    ):  # fmt: skip
+        key = (b, e, None if np.isnan(r) else r)
+        table[key] = table.get(key, 0) + n
+    return table
+
+
+def test_load_vector_and_book_event_counts(repo):
     ids = _books(repo, 2)
     _interactions(
         repo,
@@ -172,10 +196,11 @@ def test_load_vector_and_book_event_totals(repo):
             ("u1", ids["1"], "like", None, 400.0),
         ],
     )
-    totals = {(b, e): (n, round(s, 3)) for b, e, n, s in repo.book_event_totals(2.0)}
-    assert totals == {(ids["0"], 0): (2, 0.0), (ids["0"], 3): (2, 3.0), (ids["1"], 2): (1, 0.0)}
-    recent = {(b, e): n for b, e, n, _ in repo.book_event_totals(2.0, since=250.0)}
-    assert recent == {(ids["0"], 3): 2, (ids["1"], 2): 1}
+    b0, b1 = ids["0"], ids["1"]
+    every = {(b0, 0, None): 2, (b0, 3, 5.0): 1, (b0, 3, 1.0): 1, (b1, 2, None): 1}
+    assert _count_table(repo.book_event_counts()) == every
+    recent = {(b0, 3, 5.0): 1, (b0, 3, 1.0): 1, (b1, 2, None): 1}
+    assert _count_table(repo.book_event_counts(since=250.0)) == recent
     user = repo.find_user("u1")
     assert repo.load_vector("cf", "users", user) is None
     run = repo.start_run("cf", {})
@@ -184,3 +209,62 @@ def test_load_vector_and_book_event_totals(repo):
         np.array([user]), np.array([[0.5, -1.25]], np.float32),
     )  # fmt: skip
     assert repo.load_vector("cf", "users", user).tolist() == [0.5, -1.25]
+
+
+def _snapshot_names(repo):
+    return {r[0] for r in repo.conn.execute("SELECT name FROM snapshots").fetchall()}
+
+
+def test_snapshots_match_the_columns_and_die_with_any_other_write(repo):
+    ids = _books(repo, 3)
+    books = np.array(sorted(ids.values()))
+    vectors = np.array([[0.1, -2.5], [3.25, 1e-7], [-0.3, 7.0]], dtype=np.float32)
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books[::-1], vectors[::-1])
+    assert "books.gnn_vector" in _snapshot_names(repo)
+    snap_ids, snap = repo.load_vectors("gnn")
+    json_ids, from_json = repo._load_json_vectors(["gnn"], "books")["gnn"]
+    assert snap_ids.tolist() == json_ids.tolist() == books.tolist()
+    assert np.array_equal(snap, from_json) and np.array_equal(snap, vectors)
+
+    # Any other writer of the column (here plain SQL) drops the snapshot: readers see the change.
+    repo.conn.execute(f"UPDATE books SET gnn_vector = NULL WHERE id = {books[0]}")
+    repo.conn.commit()
+    assert "books.gnn_vector" not in _snapshot_names(repo)
+    assert repo.load_vectors("gnn")[0].tolist() == books[1:].tolist()
+
+    # A partial update (embed of new books) rebuilds the snapshot from the columns.
+    repo.replace_vectors("content", repo.start_run("content", {}), {}, books[:2], vectors[:2])
+    run = repo.start_run("content", {})
+    repo.update_vectors("content", run, {}, books[2:], vectors[2:] * 2)
+    assert "books.content_embedding" in _snapshot_names(repo)
+    got_ids, got = repo.load_vectors("content")
+    assert got_ids.tolist() == books.tolist()
+    assert np.array_equal(got, np.vstack([vectors[:2], vectors[2:] * 2]))
+
+    # Changing a book's text clears its content vector and so the snapshot.
+    repo.upsert_books([[BookRecord("0", "A new title")]])
+    assert "books.content_embedding" not in _snapshot_names(repo)
+    assert repo.load_vectors("content")[0].tolist() == books[1:].tolist()
+
+
+def test_event_counts_snapshot_plus_what_arrived_after_it(repo):
+    from bookrec.algorithms.scoring import count_book_events
+
+    ids = _books(repo, 2)
+    b0, b1 = ids["0"], ids["1"]
+    _interactions(repo, [("u1", b0, "view", None, 1.0), ("u2", b0, "rate", 4.0, 2.0)])
+    counts = count_book_events(repo.load_interactions())
+    repo.replace_vectors(
+        "gnn", repo.start_run("gnn", {}), {}, np.array([b0, b1]), np.ones((2, 2), np.float32),
+        event_counts=counts,
+    )  # fmt: skip
+    assert "book_event_counts" in _snapshot_names(repo)
+    # Rows the snapshot holds are not counted twice; rows after it are added.
+    _interactions(repo, [("u3", b1, "like", None, 3.0), ("u1", b0, "view", None, 4.0)])
+    expected = {(b0, 0, None): 2, (b0, 3, 4.0): 1, (b1, 2, None): 1}
+    assert _count_table(repo.book_event_counts()) == expected
+    # Deleting interactions (here a user's, by cascade) drops the snapshot: still exact.
+    repo.conn.execute("DELETE FROM users WHERE external_id = 'u2'")
+    repo.conn.commit()
+    assert "book_event_counts" not in _snapshot_names(repo)
+    assert _count_table(repo.book_event_counts()) == {(b0, 0, None): 2, (b1, 2, None): 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,4 +139,7 @@ _register()
 
 
 def main() -> None:
+    # pydantic looks for plugins in every installed package's entry points at its first model
+    # (~25 ms of each command); bookrec uses none. An explicit setting still wins.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app(prog_name="bookrec")

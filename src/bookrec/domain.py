@@ -41,6 +41,19 @@ class InteractionArrays:
         return len(self.user_ids)
 
 
+@dataclass(frozen=True, eq=False)
+class BookEventCounts:
+    """How many interactions each (book, event code, rating) has: the popularity of every
+    book under any event weights. Rows may repeat a key (their counts add up); ratings are NaN
+    for events without one. Counted over interactions up to id `max_interaction_id`."""
+
+    book_ids: np.ndarray
+    events: np.ndarray
+    ratings: np.ndarray
+    counts: np.ndarray
+    max_interaction_id: int = 0
+
+
 @dataclass
 class BookRecord:
     """One validated book row, ready for upsert."""

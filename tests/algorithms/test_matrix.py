@@ -8,6 +8,7 @@ from bookrec.algorithms.matrix import (
     build_matrix,
     event_weights,
     k_core,
+    weight_row,
 )
 from bookrec.domain import EVENT_CODES, InteractionArrays
 
@@ -96,6 +97,28 @@ def test_build_matrix_sums_events_keeps_latest_rating_and_caps():
     assert m.matrix.dtype == np.float32
     assert isinstance(m.matrix, sp.csr_matrix)
     assert m.matrix.has_canonical_format
+
+
+def test_weight_row_is_the_users_row_of_build_matrix():
+    history = [
+        (2, 100, "rate", 3, 300),
+        (2, 100, "rate", 5, 100),
+        (2, 300, "purchase", NO, 1),
+        (2, 300, "purchase", NO, 2),
+        (2, 400, "rate", 4, 7),
+        (2, 400, "rate", 5, 7),
+        (2, 500, "view", NO, 3),  # a book outside the catalogue: ignored
+        (2, 200, "view", NO, 3 * DAY),
+    ]
+    books = np.array([100, 200, 300, 400, 600])
+    for scheme in (WeightScheme(), WeightScheme(half_life_days=1.0, cap=7.0)):
+        row = weight_row(arrays(history), books, scheme)
+        expected = build_matrix(arrays(history), scheme, user_ids=np.array([2]), book_ids=books)
+        assert row.dtype == np.float32
+        assert np.array_equal(row, expected.matrix.toarray()[0])
+    assert weight_row(arrays(history), books).tolist() == [2, 1, 10, 6, 0]
+    with pytest.raises(ValueError, match="one user"):
+        weight_row(arrays([(1, 100, "view", NO, 1), (2, 100, "view", NO, 1)]), books)
 
 
 def test_loading_ratings_twice_changes_nothing_but_events_accumulate():

@@ -4,20 +4,23 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from bookrec.algorithms.matrix import WeightScheme
 from bookrec.algorithms.scoring import (
     RRF_OFFSET,
     EmbeddingScorer,
     available,
     cf_scores,
+    count_book_events,
     fuse,
     normalised,
     popular_scores,
     popularity,
+    popularity_from_counts,
     recent_interactions,
     similar_books,
     standardised,
 )
-from bookrec.domain import InteractionArrays
+from bookrec.domain import EVENT_CODES, InteractionArrays
 
 INF = math.inf
 Z3 = math.sqrt(1.5)  # z of 1, 2, 3 is -Z3, 0, Z3
@@ -37,6 +40,38 @@ def test_popularity_is_the_weighted_count_per_book():
     weights = sp.csr_matrix(np.array([[2.0, 0.0, 1.0], [4.0, 0.0, 0.0]]))
     assert popularity(weights).tolist() == [6.0, 0.0, 1.0]
     assert popular_scores(np.array([6.0, 0.0, 1.0]), 2).tolist() == [[6, 0, 1], [6, 0, 1]]
+
+
+def test_popularity_from_counts_weighs_every_event_without_the_pair_cap():
+    view, rate, buy = EVENT_CODES["view"], EVENT_CODES["rate"], EVENT_CODES["purchase"]
+    interactions = InteractionArrays(
+        user_ids=np.array([1, 1, 1, 2, 2, 3, 3]),
+        book_ids=np.array([10, 10, 10, 10, 20, 20, 99]),
+        events=np.array([buy, buy, rate, rate, view, rate, view], dtype=np.int8),
+        ratings=np.array([np.nan, np.nan, 5, 5, np.nan, 1, np.nan], dtype=np.float32),
+        timestamps=np.arange(7),
+        max_interaction_id=7,
+    )
+    counts = count_book_events(interactions)
+    assert counts.counts.sum() == 7 and counts.max_interaction_id == 7
+    assert len(counts.book_ids) == 5  # (10 buy), (10 rate 5), (20 view), (20 rate 1), (99 view)
+    # 10: two purchases 12 (no cap of 10 here) + two 5★ 2·6; 20: a view 1 + a 1★ 0; 30: none.
+    result = popularity_from_counts(counts, WeightScheme(), np.array([10, 20, 30]))
+    assert result.tolist() == [24.0, 1.0, 0.0]
+    both = popularity_from_counts(
+        type(counts)(*(np.concatenate([a, a]) for a in (counts.book_ids, counts.events,
+                     counts.ratings, counts.counts))),
+        WeightScheme(view=0.5),
+        np.array([10, 20, 30]),
+    )  # fmt: skip
+    assert both.tolist() == [48.0, 1.0, 0.0]
+
+
+def test_embedding_scorer_takes_dense_and_sparse_weights_alike():
+    vectors = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.0, 0.0]], dtype=np.float32)
+    scorer = EmbeddingScorer(vectors, np.array([1.0, 5.0, 2.0, 0.0]), prior=0.5)
+    weights = np.array([[2.0, 0.0, 1.0, 0.0]], dtype=np.float32)
+    assert np.array_equal(scorer.scores(weights), scorer.scores(sp.csr_matrix(weights)))
 
 
 def test_recent_interactions_keeps_the_window_before_now():

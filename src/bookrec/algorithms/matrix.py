@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from bookrec.domain import EVENT_CODES, EVENTS, RATING_MAX, RATING_MIN, InteractionArrays
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 SECONDS_PER_DAY = 86_400.0
 _RATE = EVENT_CODES["rate"]
@@ -136,6 +139,8 @@ def build_matrix(
     columns instead (e.g. to align a test split with a training matrix): interactions of other
     ids are ignored and empty rows / columns are kept.
     """
+    import scipy.sparse as sp  # here, not at the top: recommend starts faster without scipy
+
     scheme = scheme or WeightScheme()
     timestamps = np.asarray(interactions.timestamps, dtype=np.int64)
     if now is None:
@@ -157,6 +162,32 @@ def build_matrix(
     np.minimum(matrix.data, scheme.cap, out=matrix.data)
     result = InteractionMatrix(matrix.astype(np.float32), users, books)
     return _drop_empty(result, rows=user_ids is None, columns=book_ids is None)
+
+
+def weight_row(
+    interactions: InteractionArrays,
+    book_ids: np.ndarray,
+    scheme: WeightScheme | None = None,
+    now: float | None = None,
+) -> np.ndarray:
+    """One user's row of `build_matrix(..., book_ids=book_ids)` as a dense float32 array over
+    the sorted `book_ids`, computed without scipy (for the single-user path of recommend)."""
+    users = np.asarray(interactions.user_ids)
+    if len(users) and users.min() != users.max():
+        raise ValueError("weight_row takes the interactions of one user")
+    scheme = scheme or WeightScheme()
+    timestamps = np.asarray(interactions.timestamps, dtype=np.int64)
+    if now is None:
+        now = float(timestamps.max()) if len(timestamps) else 0.0
+    weights = event_weights(
+        interactions.events, interactions.ratings, timestamps, scheme, now
+    ).astype(np.float64)
+    columns = _positions(np.asarray(book_ids, dtype=np.int64), interactions.book_ids)
+    known = columns >= 0
+    weights[_superseded_ratings(interactions.events, timestamps, columns, known)] = 0.0
+    keep = known & (weights > 0)
+    row = np.bincount(columns[keep], weights[keep], minlength=len(book_ids))
+    return np.minimum(row, scheme.cap).astype(np.float32)
 
 
 def k_core(

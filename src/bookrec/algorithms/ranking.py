@@ -9,9 +9,12 @@ same scores always give the same lists.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 ProgressFn = Callable[[int, int], None]
@@ -21,6 +24,8 @@ def seen_matrix(
     user_index: np.ndarray, item_index: np.ndarray, shape: tuple[int, int]
 ) -> sp.csr_matrix:
     """Binary users × items csr_matrix of the given (user, item) pairs: `exclude` for top_k."""
+    import scipy.sparse as sp
+
     user_index, item_index = np.asarray(user_index), np.asarray(item_index)
     ones = np.ones(len(user_index), dtype=np.int8)
     matrix = sp.csr_matrix((ones, (user_index, item_index)), shape=shape)
@@ -76,6 +81,8 @@ def top_k_batched(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     user_rows = np.asarray(user_rows, dtype=np.int64)
     if exclude is not None:
+        import scipy.sparse as sp
+
         exclude = sp.csr_matrix(exclude)
         n_items = exclude.shape[1] if n_items is None else n_items
         if exclude.shape[1] != n_items:

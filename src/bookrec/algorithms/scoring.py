@@ -25,12 +25,15 @@ standardisation (x - mean) / std over the finite entries of a row:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import scipy.sparse as sp
 
-from bookrec.domain import InteractionArrays
+from bookrec.algorithms.matrix import WeightScheme
+from bookrec.domain import EVENT_CODES, BookEventCounts, InteractionArrays
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 SECONDS_PER_DAY = 86_400.0
 FusionMethod = Literal["zscore", "minmax", "rrf"]
@@ -59,7 +62,44 @@ def cf_scores(
 
 def popularity(weights: sp.csr_matrix) -> np.ndarray:
     """Weighted interaction count of each book: the column sums of a users × books matrix."""
-    return np.asarray(sp.csr_matrix(weights).sum(axis=0), dtype=np.float64).ravel()
+    return np.asarray(weights.sum(axis=0), dtype=np.float64).ravel()
+
+
+def count_book_events(interactions: InteractionArrays) -> BookEventCounts:
+    """The interactions grouped by (book, event, rating), counted."""
+    keys = np.rec.fromarrays(
+        [
+            np.asarray(interactions.book_ids, dtype=np.int64),
+            np.asarray(interactions.events, dtype=np.int8),
+            np.nan_to_num(np.asarray(interactions.ratings, dtype=np.float32), nan=-1.0),
+        ]
+    )
+    distinct, counts = np.unique(keys, return_counts=True)
+    ratings = distinct.f2.astype(np.float32)
+    ratings[ratings < 0] = np.nan
+    return BookEventCounts(
+        distinct.f0.astype(np.int64),
+        distinct.f1.astype(np.int8),
+        ratings,
+        counts.astype(np.int64),
+        interactions.max_interaction_id,
+    )
+
+
+def popularity_from_counts(
+    counts: BookEventCounts, scheme: WeightScheme, book_ids: np.ndarray
+) -> np.ndarray:
+    """Σ of event weights per book of the sorted `book_ids` (float64), ratings weighed by their
+    stars like the matrix does, without its per-pair cap. Books not in `book_ids` are ignored."""
+    codes = np.asarray(counts.events, dtype=np.intp)
+    weight = scheme.event_table()[codes]
+    is_rate = codes == EVENT_CODES["rate"]
+    weight[is_rate] = scheme.rating_weight(np.asarray(counts.ratings)[is_rate])
+    weight *= np.asarray(counts.counts, dtype=np.float64)
+    book_ids = np.asarray(book_ids, dtype=np.int64)
+    at = np.minimum(np.searchsorted(book_ids, counts.book_ids), max(len(book_ids) - 1, 0))
+    known = (book_ids[at] == counts.book_ids) if len(book_ids) else np.zeros(len(at), bool)
+    return np.bincount(at[known], weight[known], minlength=len(book_ids))
 
 
 def popular_scores(book_popularity: np.ndarray, n_users: int) -> np.ndarray:
@@ -123,10 +163,10 @@ class EmbeddingScorer:
             log_pop = np.log1p(np.asarray(book_popularity, dtype=np.float64))[None, :]
             self._prior_row = (prior * standardised(log_pop))[0]
 
-    def scores(self, weights: sp.csr_matrix) -> np.ndarray:
-        """(n_users, n_books) for users given by their weight rows (n_users, n_books); -inf rows
-        for users none of whose books has a vector."""
-        profile = np.asarray(sp.csr_matrix(weights, dtype=np.float32) @ self._unit)
+    def scores(self, weights: sp.csr_matrix | np.ndarray) -> np.ndarray:
+        """(n_users, n_books) for users given by their weight rows (n_users, n_books), sparse
+        or dense; -inf rows for users none of whose books has a vector."""
+        profile = np.asarray(weights @ self._unit, dtype=np.float32)
         norms = np.linalg.norm(profile, axis=1, keepdims=True)
         profile = np.divide(profile, norms, out=np.zeros_like(profile), where=norms > 0)
         cosine = profile @ self._unit.T

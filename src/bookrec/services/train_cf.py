@@ -14,6 +14,7 @@ from bookrec.storage.base import Repository
 def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False):
     """Train and write back in one transaction; returns the run's summary."""
     from bookrec.algorithms.cf import fit_als, regularization_for
+    from bookrec.algorithms.scoring import count_book_events
 
     cf = settings.cf
     started = time.perf_counter()
@@ -53,6 +54,7 @@ def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool
                     user_ids=m.user_ids,
                     user_vectors=factors.user_factors,
                     on_progress=update,
+                    event_counts=count_book_events(data.interactions),
                 )
                 write_seconds = time.perf_counter() - write_started
         # The write phase's own time is known only after its commit.

@@ -15,6 +15,8 @@ from bookrec.storage.base import Repository
 
 def train_gnn(repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False):
     """Train and write back in one transaction; returns the run's summary."""
+    from bookrec.algorithms.scoring import count_book_events
+
     gnn = settings.gnn
     started = time.perf_counter()
     with repo.training_lock("gnn", wait=wait):
@@ -34,7 +36,7 @@ def train_gnn(repo: Repository, settings: Settings, phases: Phases, *, wait: boo
             with phases.phase("write", total=data.n_books) as update:
                 repo.replace_vectors(
                     "gnn", run_id, result, book_ids=m.book_ids, book_vectors=book_vectors,
-                    on_progress=update,
+                    on_progress=update, event_counts=count_book_events(data.interactions),
                 )  # fmt: skip
         repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
     summary: dict[str, Any] = {

@@ -16,6 +16,7 @@ from bookrec.domain import (
     EVENT_CODES,
     EVENTS,
     VECTOR_FAMILIES,
+    BookEventCounts,
     BookRecord,
     BookText,
     InteractionArrays,
@@ -116,6 +117,14 @@ def vectors_from_json(rows: Sequence[tuple[int, str]]) -> tuple[np.ndarray, np.n
     return ids, vectors
 
 
+EVENT_COUNTS_SNAPSHOT = "book_event_counts"
+
+
+def snapshot_name(family: str) -> str:
+    """The snapshot that copies the books column of a vector family."""
+    return f"books.{vector_column(family, 'books')}"
+
+
 # (side: "books" or "users", row ids, vectors)
 VectorSide = tuple[str, np.ndarray, np.ndarray]
 
@@ -153,6 +162,18 @@ def interaction_arrays(rows: Sequence[tuple], max_interaction_id: int) -> Intera
         ratings=table[:, 3].astype(np.float32),
         timestamps=np.floor(table[:, 4]).astype(np.int64),
         max_interaction_id=max_interaction_id,
+    )
+
+
+def _event_counts(rows: Sequence[tuple], max_interaction_id: int | None) -> BookEventCounts:
+    """BookEventCounts from rows of (book id, event code, rating or None, count)."""
+    table = np.array(rows, dtype=np.float64).reshape(-1, 4)  # None ratings become NaN
+    return BookEventCounts(
+        table[:, 0].astype(np.int64),
+        table[:, 1].astype(np.int8),
+        table[:, 2].astype(np.float32),
+        table[:, 3].astype(np.int64),
+        max_interaction_id or 0,
     )
 
 
@@ -236,6 +257,12 @@ class Repository(ABC):
         """external id -> database id of every book."""
         return dict(self.conn.execute("SELECT external_id, id FROM books").fetchall())
 
+    def all_book_ids(self) -> np.ndarray:
+        """The database id of every book, ascending (int64)."""
+        # Unordered, the planner can read the ids from a narrow index instead of the wide rows.
+        rows = self.conn.execute("SELECT id FROM books").fetchall()
+        return np.sort(np.array([r[0] for r in rows], dtype=np.int64))
+
     @abstractmethod
     def upsert_books(self, batches: Iterable[Sequence[BookRecord]]) -> BookUpsertResult:
         """Insert new books and update changed ones, all batches in one transaction.
@@ -316,7 +343,22 @@ class Repository(ABC):
     def load_vector_families(
         self, families: Sequence[str], side: str = "books"
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """load_vectors of several families in one scan of the table (rows are wide)."""
+        """load_vectors of several families: books from their snapshots where there is one,
+        the rest from the JSON columns in one scan of the table (rows are wide)."""
+        loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if side == "books":
+            for family in families:
+                snapshot = self._read_snapshot(snapshot_name(family), np.float32)
+                if snapshot is not None:
+                    loaded[family] = snapshot[:2]
+        missing = [f for f in families if f not in loaded]
+        if missing:
+            loaded |= self._load_json_vectors(missing, side)
+        return {family: loaded[family] for family in families}
+
+    def _load_json_vectors(
+        self, families: Sequence[str], side: str
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         columns = [self._json_text(vector_column(f, side)) for f in families]
         rows = self.conn.execute(
             f"SELECT id, {', '.join(columns)} FROM {side} ORDER BY id"
@@ -339,10 +381,96 @@ class Repository(ABC):
         """SQL reading a JSON column as text."""
         return column
 
-    @abstractmethod
-    def book_event_totals(self, rate_zero_at: float, since: float | None = None) -> list[tuple]:
-        """Per (book id, event code): interaction count and the sum of stars above
-        rate_zero_at, over all interactions or those at or after `since` (epoch seconds)."""
+    def book_event_counts(self, since: float | None = None) -> BookEventCounts:
+        """Interaction counts per (book, event, rating): of all interactions (the snapshot the
+        last training stored plus what arrived after it), or of those at or after `since`
+        (epoch seconds)."""
+        if since is not None:
+            condition, value = f"{self._epoch('occurred_at')} >= {self.param}", since
+            return _event_counts(self._count_events(condition, value), 0)
+        snapshot = self._read_snapshot(EVENT_COUNTS_SNAPSHOT, np.float64)
+        if snapshot is None:
+            return _event_counts(self._count_events("1 = 1", None), 0)
+        ids, table, counted_to = snapshot
+        newer = self._count_events(f"id > {self.param}", counted_to)
+        return _event_counts(
+            [*zip(ids.tolist(), *table.T.tolist(), strict=True), *newer], counted_to
+        )
+
+    def _count_events(self, condition: str, value: Any) -> list[tuple]:
+        return self.conn.execute(
+            f"SELECT book_id, {event_code_sql()}, rating, count(*) FROM interactions"
+            f" WHERE {condition} GROUP BY book_id, event, rating",
+            () if value is None else (value,),
+        ).fetchall()
+
+    def _read_snapshot(
+        self, name: str, dtype: type
+    ) -> tuple[np.ndarray, np.ndarray, int | None] | None:
+        """(ids, n_rows × width array, max_interaction_id) of a snapshot, or None."""
+        row = self.conn.execute(
+            "SELECT n_rows, width, ids, data, max_interaction_id FROM snapshots"
+            f" WHERE name = {self.param}",
+            (name,),
+        ).fetchone()
+        if row is None:
+            return None
+        n_rows, width, ids, data, counted_to = row
+        return (
+            np.frombuffer(ids, dtype="<i8").astype(np.int64),
+            np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"))
+            .astype(dtype)
+            .reshape(n_rows, width),
+            counted_to,
+        )
+
+    def _write_snapshot(
+        self, name: str, ids: np.ndarray, table: np.ndarray, max_interaction_id: int | None
+    ) -> None:
+        """Replace a snapshot; call inside the transaction that wrote what it copies."""
+        order = np.argsort(ids, kind="stable")
+        table = np.asarray(table)
+        little = table.dtype.newbyteorder("<")
+        self.conn.execute(f"DELETE FROM snapshots WHERE name = {self.param}", (name,))
+        self.conn.execute(
+            "INSERT INTO snapshots (name, n_rows, width, ids, data, max_interaction_id)"
+            f" VALUES ({', '.join([self.param] * 6)})",
+            (
+                name,
+                len(ids),
+                table.shape[1] if table.ndim == 2 else 0,
+                np.asarray(ids, dtype="<i8")[order].tobytes(),
+                table[order].astype(little).tobytes(),
+                max_interaction_id,
+            ),
+        )
+
+    def _write_snapshots(
+        self, family: str, sides: list[VectorSide], event_counts: BookEventCounts | None
+    ) -> None:
+        """After a vector write, in its transaction: the family's books snapshot (read back
+        when only some books were written) and the event counts the trainer passed."""
+        written = {side: (ids, vectors) for side, ids, vectors in sides}
+        if "books" in written and len(written["books"][0]) == self._count_vectors(family):
+            ids, vectors = written["books"]
+        else:
+            ids, vectors = self._load_json_vectors([family], "books")[family]
+        self._write_snapshot(snapshot_name(family), ids, vectors.astype(np.float32), None)
+        if event_counts is not None:
+            table = np.column_stack(
+                [event_counts.events, event_counts.ratings, event_counts.counts]
+            ).astype(np.float64)
+            self._write_snapshot(
+                EVENT_COUNTS_SNAPSHOT,
+                event_counts.book_ids,
+                table,
+                event_counts.max_interaction_id,
+            )
+
+    def _count_vectors(self, family: str) -> int:
+        column = vector_column(family, "books")
+        sql = f"SELECT count(*) FROM books WHERE {column} IS NOT NULL"
+        return self.conn.execute(sql).fetchone()[0]
 
     def replace_vectors(
         self,
@@ -355,14 +483,23 @@ class Repository(ABC):
         user_vectors: np.ndarray | None = None,
         artifacts: dict[str, bytes] | None = None,
         on_progress: ProgressCallback | None = None,
+        event_counts: BookEventCounts | None = None,
     ) -> None:
-        """In one transaction: write the family's vectors, NULL it everywhere else, and mark
-        the run succeeded with run_result (finish_run's fields). Nothing changes on error."""
+        """In one transaction: write the family's vectors, NULL it everywhere else, store the
+        snapshots recommend reads (with `event_counts`, if given, for popularity) and mark the
+        run succeeded with run_result (finish_run's fields). Nothing changes on error."""
         sides = [("books", book_ids, book_vectors)]
         if user_ids is not None and user_vectors is not None:
             sides.append(("users", user_ids, user_vectors))
         self._write_vectors(
-            family, run_id, run_result, _checked(family, sides), artifacts, on_progress, True
+            family,
+            run_id,
+            run_result,
+            _checked(family, sides),
+            artifacts,
+            on_progress,
+            True,
+            event_counts,
         )
 
     def update_vectors(
@@ -376,7 +513,7 @@ class Repository(ABC):
     ) -> None:
         """Like replace_vectors, but leaves the vectors of other books as they are."""
         sides = _checked(family, [("books", book_ids, book_vectors)])
-        self._write_vectors(family, run_id, run_result, sides, None, on_progress, False)
+        self._write_vectors(family, run_id, run_result, sides, None, on_progress, False, None)
 
     @abstractmethod
     def _write_vectors(
@@ -388,8 +525,10 @@ class Repository(ABC):
         artifacts: dict[str, bytes] | None,
         on_progress: ProgressCallback | None,
         clear_others: bool,
+        event_counts: BookEventCounts | None,
     ) -> None:
-        """The one transaction of replace_vectors / update_vectors."""
+        """The one transaction of replace_vectors / update_vectors; it ends with
+        _write_snapshots."""
 
     # -- training runs and locks ---------------------------------------------------------
     @abstractmethod

@@ -12,7 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bookrec.dburl import DatabaseUrl
-from bookrec.domain import BookRecord, BookText
+from bookrec.domain import BookEventCounts, BookRecord, BookText
 from bookrec.errors import DatabaseUnavailableError, LockBusyError, scrub
 from bookrec.storage.base import (
     BookSummary,
@@ -257,15 +257,6 @@ class PostgresRepository(Repository):
         return interaction_arrays(rows, max_id)
 
     # -- vectors ---------------------------------------------------------------------------
-    def book_event_totals(self, rate_zero_at: float, since: float | None = None) -> list[tuple]:
-        where = "" if since is None else " WHERE occurred_at >= to_timestamp(%(since)s)"
-        return self.conn.execute(
-            f"SELECT book_id, {event_code_sql()}, count(*),"
-            " coalesce(sum(greatest(coalesce(rating, 0) - %(zero)s, 0)), 0)::float8"
-            f" FROM interactions{where} GROUP BY book_id, event",
-            {"zero": rate_zero_at, "since": since},
-        ).fetchall()
-
     def _write_vectors(
         self,
         family: str,
@@ -275,6 +266,7 @@ class PostgresRepository(Repository):
         artifacts: dict[str, bytes] | None,
         on_progress: ProgressCallback | None,
         clear_others: bool,
+        event_counts: BookEventCounts | None,
     ) -> None:
         total = sum(len(ids) for _, ids, _ in sides)
         done = 0
@@ -306,6 +298,7 @@ class PostgresRepository(Repository):
                 self.conn.execute(
                     "INSERT INTO model_artifacts VALUES (%s, %s, %s)", (run_id, name, data)
                 )
+            self._write_snapshots(family, sides, event_counts)
             self._finish_run(run_id, "succeeded", run_result)
 
     # -- runs and locks --------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from bookrec.dburl import DatabaseUrl
-from bookrec.domain import BookRecord, BookText
+from bookrec.domain import BookEventCounts, BookRecord, BookText
 from bookrec.errors import DatabaseUnavailableError, LockBusyError
 from bookrec.storage.base import (
     BookSummary,
@@ -227,14 +227,6 @@ class SqliteRepository(Repository):
         return interaction_arrays(rows, max_id)
 
     # -- vectors ---------------------------------------------------------------------------
-    def book_event_totals(self, rate_zero_at: float, since: float | None = None) -> list[tuple]:
-        return self.conn.execute(
-            f"SELECT book_id, {event_code_sql()}, count(*),"
-            " coalesce(sum(max(coalesce(rating, 0) - ?, 0)), 0) FROM interactions"
-            " WHERE occurred_at >= ? GROUP BY book_id, event",
-            (rate_zero_at, since if since is not None else float("-inf")),
-        ).fetchall()
-
     def _write_vectors(
         self,
         family: str,
@@ -244,6 +236,7 @@ class SqliteRepository(Repository):
         artifacts: dict[str, bytes] | None,
         on_progress: ProgressCallback | None,
         clear_others: bool,
+        event_counts: BookEventCounts | None,
     ) -> None:
         total = sum(len(ids) for _, ids, _ in sides)
         done = 0
@@ -266,6 +259,7 @@ class SqliteRepository(Repository):
                         on_progress(done, total)
             for name, data in (artifacts or {}).items():
                 conn.execute("INSERT INTO model_artifacts VALUES (?, ?, ?)", (run_id, name, data))
+            self._write_snapshots(family, sides, event_counts)
             self._finish_run(conn, run_id, "succeeded", run_result)
 
     # -- runs and locks --------------------------------------------------------------------
@@ -367,5 +361,13 @@ def _book_params(record: BookRecord) -> tuple:
 
 
 def _split_sql(script: str) -> list[str]:
+    """The statements of a script; a trigger body's inner `;` does not end its statement."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements, pending = [], ""
+    for piece in "\n".join(lines).split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements
