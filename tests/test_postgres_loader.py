@@ -1,0 +1,84 @@
+"""PostgreSQL interaction loads: the fast path that checks references itself (foreign-key
+triggers off for its transaction) and the plain path keep the same guarantees."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+
+from bookrec.domain import BookRecord
+from bookrec.storage import open_repository
+from tests.conftest import _reset_postgres
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_url(postgres_server):
+    _reset_postgres(postgres_server)
+    repo = open_repository(postgres_server, create=True)
+    repo.migrate()
+    repo.upsert_books([[BookRecord("a", "A"), BookRecord("b", "B")]])
+    repo.close()
+    return postgres_server
+
+
+def _as_role(url: str, role: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{role}@{rest.split('@', 1)[1]}"
+
+
+@pytest.fixture(params=["own checks", "foreign trigger", "unprivileged role"])
+def load_path(request, pg_url):
+    """(URL to load with, whether the loader should take the fast path)."""
+    admin = psycopg.connect(pg_url, autocommit=True)
+    role = None
+    if request.param == "foreign trigger":
+        admin.execute("CREATE TABLE audit (n int)")
+        admin.execute(
+            "CREATE FUNCTION audited() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN INSERT INTO audit VALUES (1); RETURN NULL; END $$"
+        )
+        admin.execute(
+            "CREATE TRIGGER audit_interactions AFTER INSERT ON interactions"
+            " FOR EACH ROW EXECUTE FUNCTION audited()"
+        )
+    if request.param == "unprivileged role":
+        role = f"loader_{uuid.uuid4().hex[:8]}"
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        admin.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    yield (_as_role(pg_url, role) if role else pg_url), request.param == "own checks"
+    if role:
+        admin.execute(f"DROP OWNED BY {role}")
+        admin.execute(f"DROP ROLE {role}")
+    admin.close()
+
+
+def test_every_load_path_refuses_missing_books_and_deduplicates(load_path):
+    url, fast = load_path
+    repo = open_repository(url)
+    books = repo.book_id_map()
+    loader = repo.interaction_loader()
+    assert loader._checks_references is fast
+    with pytest.raises(Exception, match="book"):  # JobFailedError or ForeignKeyViolation
+        loader.add([("u1", books["a"], "view", None, 1.0), ("u2", 999_999, "view", None, 2.0)])
+        loader.commit()
+    loader.rollback()
+    assert repo.counts()["interactions"] == 0 and repo.counts()["users"] == 0
+
+    loader = repo.interaction_loader()
+    loader.add([("u1", books["a"], "view", None, 1.0), ("u1", books["b"], "like", None, 2.0)])
+    loader.add([("u1", books["a"], "view", None, 1.0), ("u2", books["b"], "rate", 4.0, 3.0)])
+    result = loader.commit()
+    assert (result.rows, result.inserted, result.duplicates, result.new_users) == (4, 3, 1, 2)
+    assert repo.counts()["interactions"] == 3
+    if url.count("loader_") == 0 and not fast:  # the foreign trigger still fired for each row
+        assert repo.conn.execute("SELECT count(*) FROM audit").fetchone()[0] == 3
+    # The foreign keys are still there and still cascade.
+    repo.conn.execute("DELETE FROM users WHERE external_id = 'u1'")
+    assert repo.counts()["interactions"] == 1
+    repo.close()
