@@ -323,6 +323,11 @@ class PostgresRepository(Repository):
         total = sum(len(ids) for _, ids, _ in sides)
         done = 0
         with self.conn.transaction():
+            self.conn.execute("SET LOCAL jit = off")  # compiling the UPDATE ... FROM costs more
+            if self._has_lz4():
+                # A 128-d JSONB vector (~2 KB) is compressed on its way to TOAST: lz4 does it
+                # ~1.6x faster than the default pglz; readers decompress either transparently.
+                self.conn.execute("SET LOCAL default_toast_compression = 'lz4'")
             for side, ids, vectors in sides:
                 column = vector_column(family, side)
                 staged = f"staged_{side}_vectors"
@@ -352,6 +357,14 @@ class PostgresRepository(Repository):
                 )
             self._write_snapshots(family, sides, event_counts)
             self._finish_run(run_id, "succeeded", run_result)
+
+    def _has_lz4(self) -> bool:
+        """Was this server built with lz4 TOAST compression (PostgreSQL 14+, --with-lz4)?"""
+        row = self.conn.execute(
+            "SELECT 'lz4' = ANY (enumvals) FROM pg_settings"
+            " WHERE name = 'default_toast_compression'"
+        ).fetchone()
+        return bool(row and row[0])
 
     # -- runs and locks --------------------------------------------------------------------
     def start_run(self, model: str, parameters: dict[str, Any]) -> int:

@@ -1,10 +1,12 @@
-"""PostgreSQL interaction loads: the fast path that checks references itself (foreign-key
-triggers off for its transaction) and the plain path keep the same guarantees."""
+"""What only the PostgreSQL backend does: interaction loads that check references themselves
+(foreign-key triggers off for their transaction) keep the plain path's guarantees; vector
+write-backs compress with lz4 and read back exactly."""
 
 from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -81,4 +83,18 @@ def test_every_load_path_refuses_missing_books_and_deduplicates(load_path):
     # The foreign keys are still there and still cascade.
     repo.conn.execute("DELETE FROM users WHERE external_id = 'u1'")
     assert repo.counts()["interactions"] == 1
+    repo.close()
+
+
+def test_vector_write_back_compresses_with_lz4_and_reads_back_exactly(pg_url):
+    repo = open_repository(pg_url)
+    books = np.array(sorted(repo.book_id_map().values()))
+    vectors = np.random.default_rng(3).normal(size=(2, 256)).astype(np.float32)
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books, vectors)
+    methods = repo.conn.execute(
+        "SELECT DISTINCT pg_column_compression(gnn_vector) FROM books"
+    ).fetchall()
+    assert methods == [("lz4",)]
+    ids, from_json = repo._load_json_vectors(["gnn"], "books")["gnn"]
+    assert ids.tolist() == books.tolist() and np.array_equal(from_json, vectors)
     repo.close()
