@@ -49,7 +49,7 @@ def node2vec_package_embeddings(
         from node2vec import Node2Vec
     except ImportError as error:
         raise Node2VecPackageMissing() from error
-    from bookrec.algorithms.skipgram import stable_hash
+    from bookrec.algorithms.skipgram import one_blas_thread, stable_hash
 
     def phase(name: str) -> None:
         if on_phase is not None:
@@ -75,15 +75,16 @@ def node2vec_package_embeddings(
         seed=seed,
     )
     phase("skipgram")
-    model = walker.fit(
-        window=window,
-        min_count=1,
-        negative=negative,
-        sample=sample,
-        epochs=epochs,
-        seed=seed,
-        hashfxn=stable_hash,
-    )
+    with one_blas_thread():  # as the built-in engine's skip-gram
+        model = walker.fit(
+            window=window,
+            min_count=1,
+            negative=negative,
+            sample=sample,
+            epochs=epochs,
+            seed=seed,
+            hashfxn=stable_hash,
+        )
     vectors = np.zeros((n_users + n_books, dim), dtype=np.float32)
     nodes = np.fromiter((int(key) for key in model.wv.index_to_key), dtype=np.int64)
     vectors[nodes] = model.wv.vectors

@@ -80,19 +80,30 @@ def train_skipgram(
     with tempfile.TemporaryDirectory(prefix="bookrec-walks-") as directory:
         corpus = Path(directory) / "walks.txt"
         write_walks(walks, corpus, n_nodes)
-        model.train(
-            corpus_file=str(corpus),
-            total_words=int(walks.size),
-            # Each corpus_file worker decays its learning rate over total_examples sentences but
-            # reads only 1/workers of the file: give it its own share so the rate reaches min_alpha.
-            total_examples=-(-len(walks) // workers),
-            epochs=epochs,
-            callbacks=[EpochReport()],
-        )
+        # gensim's workers call BLAS on 128-float vectors; OpenBLAS's own idle threads spinning
+        # beside them cost ~20% of the phase on 2 cores (measured by bench_train_gnn.py).
+        with one_blas_thread():
+            model.train(
+                corpus_file=str(corpus),
+                total_words=int(walks.size),
+                # Each corpus_file worker decays its learning rate over total_examples sentences
+                # but reads only 1/workers of the file: give it its own share so the rate
+                # reaches min_alpha.
+                total_examples=-(-len(walks) // workers),
+                epochs=epochs,
+                callbacks=[EpochReport()],
+            )
     vectors = np.zeros((n_nodes, dim), dtype=np.float32)
     nodes = np.fromiter((int(key) for key in model.wv.index_to_key), dtype=np.int64)
     vectors[nodes] = model.wv.vectors
     return vectors
+
+
+def one_blas_thread():
+    """A context in which every loaded BLAS library runs single-threaded."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def write_walks(walks: np.ndarray, path: Path, n_nodes: int) -> None:
