@@ -414,11 +414,11 @@ class Repository(ABC):
         self, name: str, dtype: type
     ) -> tuple[np.ndarray, np.ndarray, int | None] | None:
         """(ids, n_rows × width array, max_interaction_id) of a snapshot, or None."""
-        row = self.conn.execute(
+        row = self._fetch_blobs(
             "SELECT n_rows, width, ids, data, max_interaction_id FROM snapshots"
             f" WHERE name = {self.param}",
             (name,),
-        ).fetchone()
+        )
         if row is None:
             return None
         n_rows, width, ids, data, counted_to = row
@@ -429,6 +429,10 @@ class Repository(ABC):
             .reshape(n_rows, width),
             counted_to,
         )
+
+    def _fetch_blobs(self, sql: str, params: tuple) -> tuple | None:
+        """One row of a query that returns binary columns."""
+        return self.conn.execute(sql, params).fetchone()
 
     def _write_snapshot(
         self, name: str, ids: np.ndarray, table: np.ndarray, max_interaction_id: int | None

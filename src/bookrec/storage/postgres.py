@@ -358,6 +358,10 @@ class PostgresRepository(Repository):
             self._write_snapshots(family, sides, event_counts)
             self._finish_run(run_id, "succeeded", run_result)
 
+    def _fetch_blobs(self, sql: str, params: tuple) -> tuple | None:
+        # In binary format: bytea as text is hex, twice the bytes and 4x slower to read.
+        return self.conn.cursor(binary=True).execute(sql, params).fetchone()
+
     def _has_lz4(self) -> bool:
         """Was this server built with lz4 TOAST compression (PostgreSQL 14+, --with-lz4)?"""
         row = self.conn.execute(
