@@ -248,16 +248,26 @@ class PostgresRepository(Repository):
                 "DELETE FROM staged_books a USING staged_books b"
                 " WHERE a.external_id = b.external_id AND a.ctid < b.ctid"
             )
+            stale = [
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT b.id FROM books b JOIN staged_books s USING (external_id)"
+                    f" WHERE b.content_embedding IS NOT NULL AND ({text_changed})"
+                )
+            ]
             result.updated = [
                 r[0]
                 for r in self.conn.execute(
                     f"UPDATE books b SET {', '.join(f'{f} = s.{f}' for f in BOOK_FIELDS)},"
-                    f" content_embedding = CASE WHEN {text_changed} THEN NULL"
-                    f" ELSE b.content_embedding END, updated_at = now()"
+                    f" updated_at = now()"
                     f" FROM staged_books s WHERE b.external_id = s.external_id AND ({changed})"
                     f" RETURNING b.id"
                 )
             ]
+            if stale:  # only then: the statement fires the trigger that drops its snapshot
+                self.conn.execute(
+                    "UPDATE books SET content_embedding = NULL WHERE id = ANY (%s)", (stale,)
+                )
             result.inserted = [
                 r[0]
                 for r in self.conn.execute(
