@@ -67,6 +67,15 @@ def test_status_shows_vector_coverage_run_and_staleness(cli, books_csv, tmp_path
     assert report["strategies"]["cf"] is True and report["strategies"]["hybrid"] is True
     text = cli.ok("status").stdout
     assert "users.cf_vector" in text and "2 / 3" in text
+    assert cf["snapshot"] is True and report["vectors"]["gnn"]["snapshot"] is False
+    assert report["event_counts_snapshot"] is False  # only train cf / gnn store the counts
+    assert "from the JSON columns" not in text
+    repo = open_repository(cli.url)
+    repo.conn.execute("UPDATE books SET cf_embedding = cf_embedding")  # any other writer
+    repo.conn.commit()
+    repo.close()
+    assert json.loads(cli.ok("status", "--json").stdout)["vectors"]["cf"]["snapshot"] is False
+    assert "read cf from the JSON columns" in cli.ok("status").stdout
 
 
 def test_password_never_shown(tmp_path):

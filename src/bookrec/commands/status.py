@@ -86,6 +86,13 @@ def _render(report: dict[str, Any]) -> None:
                     else f"{info['interactions_since_run']:,}",
                 )  # fmt: skip
         out.print(table)
+        slow = [f for f, info in vectors.items() if _has_any(info) and not info["snapshot"]]
+        if slow:
+            out.print(
+                f"     recommend and similar read {', '.join(slow)} from the JSON columns (slower)"
+                " until the next training stores their snapshot",
+                highlight=False,
+            )
     strategies = report.get("strategies", {})
     ready = [s for s, ok in strategies.items() if ok]
     missing = [s for s, ok in strategies.items() if not ok]
@@ -96,3 +103,7 @@ def _render(report: dict[str, Any]) -> None:
     )
     for warning in report["warnings"]:
         out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+
+
+def _has_any(family: dict[str, Any]) -> bool:
+    return any(side["with_vector"] for side in family["sides"].values())

@@ -6,7 +6,7 @@ from typing import Any
 
 from bookrec.domain import VECTOR_FAMILIES
 from bookrec.settings import Settings
-from bookrec.storage.base import Repository, TrainingRun
+from bookrec.storage.base import EVENT_COUNTS_SNAPSHOT, Repository, TrainingRun, snapshot_name
 
 STRATEGY_NEEDS = {
     "popular": "interactions",
@@ -44,7 +44,11 @@ def collect_status(repo: Repository, settings: Settings) -> dict[str, Any]:
     counts = repo.counts()
     report["counts"] = counts
     families = {name: _family(repo, name, counts) for name in VECTOR_FAMILIES}
+    snapshots = repo.snapshot_names()
+    for name, family in families.items():
+        family["snapshot"] = snapshot_name(name) in snapshots
     report["vectors"] = families
+    report["event_counts_snapshot"] = EVENT_COUNTS_SNAPSHOT in snapshots
     report["strategies"] = _strategies(counts, families)
     report["warnings"].extend(_warnings(counts, families, settings))
     report["ready"] = all(report["strategies"].values()) and not report["warnings"]

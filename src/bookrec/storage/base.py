@@ -430,6 +430,10 @@ class Repository(ABC):
             counted_to,
         )
 
+    def snapshot_names(self) -> set[str]:
+        """The snapshots that exist: `snapshot_name(family)`s and EVENT_COUNTS_SNAPSHOT."""
+        return {r[0] for r in self.conn.execute("SELECT name FROM snapshots").fetchall()}
+
     def _fetch_blobs(self, sql: str, params: tuple) -> tuple | None:
         """One row of a query that returns binary columns."""
         return self.conn.execute(sql, params).fetchone()
