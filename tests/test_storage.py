@@ -82,6 +82,19 @@ def test_interactions_are_deduplicated_and_users_created(repo):
     assert arrays.ratings[rated].tolist() == [4.0] and np.isnan(arrays.ratings[~rated]).all()
 
 
+def test_of_duplicates_within_a_load_the_first_wins(repo):
+    ids = _books(repo)
+    # Many rows around the duplicates so that a sort has something to reorder.
+    noise = [(f"u{i}", ids[str(i % 3)], "view", None, float(i)) for i in range(200)]
+    ratings = [5.0, 1.0, 3.0]
+    duplicates = [("u7", ids["1"], "rate", r, 42.0) for r in ratings]
+    result = _interactions(repo, [*noise[:100], *duplicates, *noise[100:]])
+    assert (result.inserted, result.duplicates) == (201, 2)
+    arrays = repo.load_interactions()
+    rated = arrays.events == 3
+    assert arrays.ratings[rated].tolist() == [5.0]
+
+
 def test_interaction_loader_rollback_writes_nothing(repo):
     ids = _books(repo)
     loader = repo.interaction_loader()

@@ -108,7 +108,7 @@ class PostgresInteractionLoader(InteractionLoader):
             " SELECT u.id, s.book_id, s.event, s.rating, to_timestamp(s.occurred_at)"
             " FROM staged_interactions s JOIN users u ON u.external_id = s.user_external_id"
             # In unique-key order: index and foreign-key lookups walk the trees in order (~10%).
-            " ORDER BY 1, 2, 3, 5"
+            " ORDER BY 1, 2, 3, 5, s.ctid"  # ctid: the first of duplicates in the file wins
             " ON CONFLICT (user_id, book_id, event, occurred_at) DO NOTHING"
         ).rowcount
         c.execute("TRUNCATE staged_interactions")

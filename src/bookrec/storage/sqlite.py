@@ -63,7 +63,7 @@ class SqliteInteractionLoader(InteractionLoader):
             "INSERT OR IGNORE INTO interactions (user_id, book_id, event, rating, occurred_at)"
             " SELECT u.id, s.book_id, s.event, s.rating, s.occurred_at"
             " FROM staged_interactions s JOIN users u ON u.external_id = s.user_external_id"
-            " ORDER BY u.id, s.book_id"
+            " ORDER BY u.id, s.book_id, s.rowid"  # rowid: the first of duplicates wins
         ).rowcount
         c.execute("DELETE FROM staged_interactions")
         self.result.rows += len(rows)
