@@ -6,7 +6,8 @@ from typing import Any
 
 from bookrec.domain import VECTOR_FAMILIES
 from bookrec.settings import Settings
-from bookrec.storage.base import EVENT_COUNTS_SNAPSHOT, Repository, TrainingRun, snapshot_name
+from bookrec.storage.base import Repository, TrainingRun
+from bookrec.storage.snapshots import EVENT_COUNTS_SNAPSHOT, snapshot_name
 
 STRATEGY_NEEDS = {
     "popular": "interactions",

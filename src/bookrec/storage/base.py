@@ -13,15 +13,15 @@ import numpy as np
 
 from bookrec.dburl import DatabaseUrl
 from bookrec.domain import (
-    EVENT_CODES,
     EVENTS,
-    VECTOR_FAMILIES,
     BookEventCounts,
     BookRecord,
     BookText,
     InteractionArrays,
 )
 from bookrec.errors import JobFailedError, SchemaMissingError, SchemaOutdatedError
+from bookrec.storage.columns import vector_column
+from bookrec.storage.snapshots import SnapshotStore, snapshot_name
 
 # (user external id, book db id, event name, rating or None, occurred_at epoch seconds)
 InteractionRow = tuple[str, int, str, float | None, float]
@@ -95,14 +95,6 @@ def load_migrations(backend_dir: str) -> list[Migration]:
     return migrations
 
 
-def vector_column(family: str, side: str) -> str:
-    books_column, users_column = VECTOR_FAMILIES[family]
-    column = books_column if side == "books" else users_column
-    if column is None:
-        raise ValueError(f"the {family} family has no {side} vectors")
-    return column
-
-
 def vectors_from_json(rows: Sequence[tuple[int, str]]) -> tuple[np.ndarray, np.ndarray]:
     """(ids, float32 matrix) from rows of (id, JSON array text)."""
     import orjson
@@ -115,14 +107,6 @@ def vectors_from_json(rows: Sequence[tuple[int, str]]) -> tuple[np.ndarray, np.n
     for row, (_, text) in enumerate(rows):
         vectors[row] = orjson.loads(text)  # filling row by row beats np.array(list of lists)
     return ids, vectors
-
-
-EVENT_COUNTS_SNAPSHOT = "book_event_counts"
-
-
-def snapshot_name(family: str) -> str:
-    """The snapshot that copies the books column of a vector family."""
-    return f"books.{vector_column(family, 'books')}"
 
 
 # (side: "books" or "users", row ids, vectors)
@@ -139,12 +123,6 @@ def _checked(family: str, sides: list[VectorSide]) -> list[VectorSide]:
                 f"{what}: the model produced NaN or infinite values; nothing written"
             )
     return sides
-
-
-def event_code_sql() -> str:
-    """A SQL CASE turning the event column into its integer code."""
-    whens = " ".join(f"WHEN '{name}' THEN {code}" for name, code in EVENT_CODES.items())
-    return f"CASE event {whens} END"
 
 
 def interaction_arrays(rows: Sequence[tuple], max_interaction_id: int) -> InteractionArrays:
@@ -165,18 +143,6 @@ def interaction_arrays(rows: Sequence[tuple], max_interaction_id: int) -> Intera
     )
 
 
-def _event_counts(rows: Sequence[tuple], max_interaction_id: int | None) -> BookEventCounts:
-    """BookEventCounts from rows of (book id, event code, rating or None, count)."""
-    table = np.array(rows, dtype=np.float64).reshape(-1, 4)  # None ratings become NaN
-    return BookEventCounts(
-        table[:, 0].astype(np.int64),
-        table[:, 1].astype(np.int8),
-        table[:, 2].astype(np.float32),
-        table[:, 3].astype(np.int64),
-        max_interaction_id or 0,
-    )
-
-
 class InteractionLoader(ABC):
     """One transaction: each add() writes a batch (new users, new interactions, duplicates
     skipped); commit() makes them all visible, rollback() none of them.
@@ -193,7 +159,7 @@ class InteractionLoader(ABC):
     def rollback(self) -> None: ...
 
 
-class Repository(ABC):
+class Repository(SnapshotStore, ABC):
     """One database. Every write method is atomic; vector replacement is one transaction."""
 
     backend: str
@@ -380,111 +346,6 @@ class Repository(ABC):
     def _json_text(self, column: str) -> str:
         """SQL reading a JSON column as text."""
         return column
-
-    def book_event_counts(self, since: float | None = None) -> BookEventCounts:
-        """Interaction counts per (book, event, rating): of all interactions (the snapshot the
-        last training stored plus what arrived after it), or of those at or after `since`
-        (epoch seconds)."""
-        if since is not None:
-            condition, value = f"{self._epoch('occurred_at')} >= {self.param}", since
-            return _event_counts(self._count_events(condition, value), 0)
-        snapshot = self._read_snapshot(EVENT_COUNTS_SNAPSHOT, np.float64)
-        if snapshot is None:
-            return _event_counts(self._count_events("1 = 1", None), 0)
-        ids, table, counted_to = snapshot
-        newer = _event_counts(self._count_events(f"id > {self.param}", counted_to), counted_to)
-        return BookEventCounts(
-            np.concatenate([ids, newer.book_ids]),
-            np.concatenate([table[:, 0].astype(np.int8), newer.events]),
-            np.concatenate([table[:, 1].astype(np.float32), newer.ratings]),
-            np.concatenate([table[:, 2].astype(np.int64), newer.counts]),
-            counted_to or 0,
-        )
-
-    def _count_events(self, condition: str, value: Any) -> list[tuple]:
-        return self.conn.execute(
-            f"SELECT +book_id, {event_code_sql()}, rating, count(*) FROM interactions"
-            # `+book_id`: SQLite would otherwise walk the whole book_id index to save a sort,
-            # instead of reading just the rows after an id.
-            f" WHERE {condition} GROUP BY +book_id, event, rating",
-            () if value is None else (value,),
-        ).fetchall()
-
-    def _read_snapshot(
-        self, name: str, dtype: type
-    ) -> tuple[np.ndarray, np.ndarray, int | None] | None:
-        """(ids, n_rows × width array, max_interaction_id) of a snapshot, or None."""
-        row = self._fetch_blobs(
-            "SELECT n_rows, width, ids, data, max_interaction_id FROM snapshots"
-            f" WHERE name = {self.param}",
-            (name,),
-        )
-        if row is None:
-            return None
-        n_rows, width, ids, data, counted_to = row
-        return (
-            np.frombuffer(ids, dtype="<i8").astype(np.int64),
-            np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"))
-            .astype(dtype)
-            .reshape(n_rows, width),
-            counted_to,
-        )
-
-    def snapshot_names(self) -> set[str]:
-        """The snapshots that exist: `snapshot_name(family)`s and EVENT_COUNTS_SNAPSHOT."""
-        return {r[0] for r in self.conn.execute("SELECT name FROM snapshots").fetchall()}
-
-    def _fetch_blobs(self, sql: str, params: tuple) -> tuple | None:
-        """One row of a query that returns binary columns."""
-        return self.conn.execute(sql, params).fetchone()
-
-    def _write_snapshot(
-        self, name: str, ids: np.ndarray, table: np.ndarray, max_interaction_id: int | None
-    ) -> None:
-        """Replace a snapshot; call inside the transaction that wrote what it copies."""
-        order = np.argsort(ids, kind="stable")
-        table = np.asarray(table)
-        little = table.dtype.newbyteorder("<")
-        self.conn.execute(f"DELETE FROM snapshots WHERE name = {self.param}", (name,))
-        self.conn.execute(
-            "INSERT INTO snapshots (name, n_rows, width, ids, data, max_interaction_id)"
-            f" VALUES ({', '.join([self.param] * 6)})",
-            (
-                name,
-                len(ids),
-                table.shape[1] if table.ndim == 2 else 0,
-                np.asarray(ids, dtype="<i8")[order].tobytes(),
-                table[order].astype(little).tobytes(),
-                max_interaction_id,
-            ),
-        )
-
-    def _write_snapshots(
-        self, family: str, sides: list[VectorSide], event_counts: BookEventCounts | None
-    ) -> None:
-        """After a vector write, in its transaction: the family's books snapshot (read back
-        when only some books were written) and the event counts the trainer passed."""
-        written = {side: (ids, vectors) for side, ids, vectors in sides}
-        if "books" in written and len(written["books"][0]) == self._count_vectors(family):
-            ids, vectors = written["books"]
-        else:
-            ids, vectors = self._load_json_vectors([family], "books")[family]
-        self._write_snapshot(snapshot_name(family), ids, vectors.astype(np.float32), None)
-        if event_counts is not None:
-            table = np.column_stack(
-                [event_counts.events, event_counts.ratings, event_counts.counts]
-            ).astype(np.float64)
-            self._write_snapshot(
-                EVENT_COUNTS_SNAPSHOT,
-                event_counts.book_ids,
-                table,
-                event_counts.max_interaction_id,
-            )
-
-    def _count_vectors(self, family: str) -> int:
-        column = vector_column(family, "books")
-        sql = f"SELECT count(*) FROM books WHERE {column} IS NOT NULL"
-        return self.conn.execute(sql).fetchone()[0]
 
     def replace_vectors(
         self,

@@ -25,10 +25,9 @@ from bookrec.storage.base import (
     Repository,
     TrainingRun,
     VectorSide,
-    event_code_sql,
     interaction_arrays,
-    vector_column,
 )
+from bookrec.storage.columns import event_code_sql, vector_column
 
 VECTOR_CHUNK = 5000
 BOOK_FIELDS = ("title", "authors", "description", "isbn", "year", "language", "tags", "metadata")

@@ -1,0 +1,19 @@
+"""Names shared by the SQL of every backend: vector columns and the event-code expression."""
+
+from __future__ import annotations
+
+from bookrec.domain import EVENT_CODES, VECTOR_FAMILIES
+
+
+def vector_column(family: str, side: str) -> str:
+    books_column, users_column = VECTOR_FAMILIES[family]
+    column = books_column if side == "books" else users_column
+    if column is None:
+        raise ValueError(f"the {family} family has no {side} vectors")
+    return column
+
+
+def event_code_sql() -> str:
+    """A SQL CASE turning the event column into its integer code."""
+    whens = " ".join(f"WHEN '{name}' THEN {code}" for name, code in EVENT_CODES.items())
+    return f"CASE event {whens} END"
