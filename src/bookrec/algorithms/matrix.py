@@ -142,12 +142,7 @@ def build_matrix(
     import scipy.sparse as sp  # here, not at the top: recommend starts faster without scipy
 
     scheme = scheme or WeightScheme()
-    timestamps = np.asarray(interactions.timestamps, dtype=np.int64)
-    if now is None:
-        now = float(timestamps.max()) if len(timestamps) else 0.0
-    weights = event_weights(
-        interactions.events, interactions.ratings, timestamps, scheme, now
-    ).astype(np.float64)
+    timestamps, weights = _weights(interactions, scheme, now)
 
     users, rows = _index(np.asarray(interactions.user_ids, dtype=np.int64), user_ids)
     books, cols = _index(np.asarray(interactions.book_ids, dtype=np.int64), book_ids)
@@ -176,18 +171,24 @@ def weight_row(
     if len(users) and users.min() != users.max():
         raise ValueError("weight_row takes the interactions of one user")
     scheme = scheme or WeightScheme()
-    timestamps = np.asarray(interactions.timestamps, dtype=np.int64)
-    if now is None:
-        now = float(timestamps.max()) if len(timestamps) else 0.0
-    weights = event_weights(
-        interactions.events, interactions.ratings, timestamps, scheme, now
-    ).astype(np.float64)
+    timestamps, weights = _weights(interactions, scheme, now)
     columns = _positions(np.asarray(book_ids, dtype=np.int64), interactions.book_ids)
     known = columns >= 0
     weights[_superseded_ratings(interactions.events, timestamps, columns, known)] = 0.0
     keep = known & (weights > 0)
     row = np.bincount(columns[keep], weights[keep], minlength=len(book_ids))
     return np.minimum(row, scheme.cap).astype(np.float32)
+
+
+def _weights(
+    interactions: InteractionArrays, scheme: WeightScheme, now: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 timestamps, float64 weight of each interaction); `now` defaults to the newest."""
+    timestamps = np.asarray(interactions.timestamps, dtype=np.int64)
+    if now is None:
+        now = float(timestamps.max()) if len(timestamps) else 0.0
+    weights = event_weights(interactions.events, interactions.ratings, timestamps, scheme, now)
+    return timestamps, weights.astype(np.float64)
 
 
 def k_core(
