@@ -332,7 +332,6 @@ class PostgresRepository(Repository):
         total = sum(len(ids) for _, ids, _ in sides)
         done = 0
         with self.conn.transaction():
-            self.conn.execute("SET LOCAL jit = off")  # compiling the UPDATE ... FROM costs more
             if self._has_lz4():
                 # A 128-d JSONB vector (~2 KB) is compressed on its way to TOAST: lz4 does it
                 # ~1.6x faster than the default pglz; readers decompress either transparently.
