@@ -390,7 +390,6 @@ class Repository(SnapshotStore, ABC):
         sides = _checked(family, [("books", book_ids, book_vectors)])
         self._write_vectors(family, run_id, run_result, sides, None, on_progress, False, None)
 
-    @abstractmethod
     def _write_vectors(
         self,
         family: str,
@@ -402,12 +401,51 @@ class Repository(SnapshotStore, ABC):
         clear_others: bool,
         event_counts: BookEventCounts | None,
     ) -> None:
-        """The one transaction of replace_vectors / update_vectors; it ends with
-        _write_snapshots."""
+        """The one transaction of replace_vectors / update_vectors."""
+        total = sum(len(ids) for _, ids, _ in sides)
+        done = 0
+
+        def advance(rows: int) -> None:
+            nonlocal done
+            done += rows
+            if on_progress:
+                on_progress(done, total)
+
+        with self._vector_transaction():
+            for side, ids, vectors in sides:
+                column = vector_column(family, side)
+                self._write_column(side, column, ids, vectors, clear_others, advance)
+            for name, data in (artifacts or {}).items():
+                p = self.param
+                sql = f"INSERT INTO model_artifacts VALUES ({p}, {p}, {p})"
+                self.conn.execute(sql, (run_id, name, data))
+            self._write_snapshots(family, sides, event_counts)
+            self._finish_run(run_id, "succeeded", run_result)
+
+    @abstractmethod
+    def _vector_transaction(self) -> AbstractContextManager[Any]:
+        """The transaction of a vector write, set up for it."""
+
+    @abstractmethod
+    def _write_column(
+        self,
+        side: str,
+        column: str,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        clear_others: bool,
+        advance: Callable[[int], None],
+    ) -> None:
+        """Inside _vector_transaction: vectors into one column by row id (and NULL in every
+        other row if clear_others); advance(n) after each n rows written."""
 
     # -- training runs and locks ---------------------------------------------------------
     @abstractmethod
     def start_run(self, model: str, parameters: dict[str, Any]) -> int: ...
+
+    @abstractmethod
+    def _finish_run(self, run_id: int, status: str, result: dict[str, Any]) -> None:
+        """finish_run's UPDATE, inside the caller's transaction."""
 
     @abstractmethod
     def finish_run(self, run_id: int, status: str, **result: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bookrec.dburl import DatabaseUrl
-from bookrec.domain import BookEventCounts, BookRecord, BookText
+from bookrec.domain import BookRecord, BookText
 from bookrec.errors import DatabaseUnavailableError, JobFailedError, LockBusyError, scrub
 from bookrec.storage.base import (
     BookSummary,
@@ -21,13 +21,11 @@ from bookrec.storage.base import (
     InteractionLoadResult,
     InteractionRow,
     Migration,
-    ProgressCallback,
     Repository,
     TrainingRun,
-    VectorSide,
     interaction_arrays,
 )
-from bookrec.storage.columns import event_code_sql, vector_column
+from bookrec.storage.columns import event_code_sql
 
 VECTOR_CHUNK = 5000
 BOOK_FIELDS = ("title", "authors", "description", "isbn", "year", "language", "tags", "metadata")
@@ -318,53 +316,42 @@ class PostgresRepository(Repository):
         return interaction_arrays(rows, max_id)
 
     # -- vectors ---------------------------------------------------------------------------
-    def _write_vectors(
-        self,
-        family: str,
-        run_id: int,
-        run_result: dict[str, Any],
-        sides: list[VectorSide],
-        artifacts: dict[str, bytes] | None,
-        on_progress: ProgressCallback | None,
-        clear_others: bool,
-        event_counts: BookEventCounts | None,
-    ) -> None:
-        total = sum(len(ids) for _, ids, _ in sides)
-        done = 0
+    @contextlib.contextmanager
+    def _vector_transaction(self) -> Iterator[None]:
         with self.conn.transaction():
             if self._has_lz4():
                 # A 128-d JSONB vector (~2 KB) is compressed on its way to TOAST: lz4 does it
                 # ~1.6x faster than the default pglz; readers decompress either transparently.
                 self.conn.execute("SET LOCAL default_toast_compression = 'lz4'")
-            for side, ids, vectors in sides:
-                column = vector_column(family, side)
-                staged = f"staged_{side}_vectors"
-                self.conn.execute(
-                    f"CREATE TEMP TABLE {staged} (id bigint PRIMARY KEY, v real[]) ON COMMIT DROP"
-                )
-                with self.conn.cursor().copy(f"COPY {staged} FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.write(COPY_HEADER)
-                    for start, stop in self.iter_chunks(len(ids), VECTOR_CHUNK):
-                        copy.write(_float4_copy_payload(ids[start:stop], vectors[start:stop]))
-                        done += stop - start
-                        if on_progress:
-                            on_progress(done, total)
-                    copy.write(COPY_TRAILER)
-                if clear_others:
-                    self.conn.execute(
-                        f"UPDATE {side} t SET {column} = NULL WHERE {column} IS NOT NULL"
-                        f" AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE s.id = t.id)"
-                    )
-                self.conn.execute(
-                    f"UPDATE {side} t SET {column} = to_jsonb(s.v) FROM {staged} s"
-                    f" WHERE t.id = s.id"
-                )
-            for name, data in (artifacts or {}).items():
-                self.conn.execute(
-                    "INSERT INTO model_artifacts VALUES (%s, %s, %s)", (run_id, name, data)
-                )
-            self._write_snapshots(family, sides, event_counts)
-            self._finish_run(run_id, "succeeded", run_result)
+            yield
+
+    def _write_column(
+        self,
+        side: str,
+        column: str,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        clear_others: bool,
+        advance: Callable[[int], None],
+    ) -> None:
+        staged = f"staged_{side}_vectors"
+        self.conn.execute(
+            f"CREATE TEMP TABLE {staged} (id bigint PRIMARY KEY, v real[]) ON COMMIT DROP"
+        )
+        with self.conn.cursor().copy(f"COPY {staged} FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(COPY_HEADER)
+            for start, stop in self.iter_chunks(len(ids), VECTOR_CHUNK):
+                copy.write(_float4_copy_payload(ids[start:stop], vectors[start:stop]))
+                advance(stop - start)
+            copy.write(COPY_TRAILER)
+        if clear_others:
+            self.conn.execute(
+                f"UPDATE {side} t SET {column} = NULL WHERE {column} IS NOT NULL"
+                f" AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE s.id = t.id)"
+            )
+        self.conn.execute(
+            f"UPDATE {side} t SET {column} = to_jsonb(s.v) FROM {staged} s WHERE t.id = s.id"
+        )
 
     def _fetch_blobs(self, sql: str, params: tuple) -> tuple | None:
         # In binary format: bytea as text is hex, twice the bytes and 4x slower to read.

@@ -7,13 +7,14 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 
 from bookrec.dburl import DatabaseUrl
-from bookrec.domain import BookEventCounts, BookRecord, BookText
+from bookrec.domain import BookRecord, BookText
 from bookrec.errors import DatabaseUnavailableError, LockBusyError
 from bookrec.storage.base import (
     BookSummary,
@@ -22,13 +23,11 @@ from bookrec.storage.base import (
     InteractionLoadResult,
     InteractionRow,
     Migration,
-    ProgressCallback,
     Repository,
     TrainingRun,
-    VectorSide,
     interaction_arrays,
 )
-from bookrec.storage.columns import event_code_sql, vector_column
+from bookrec.storage.columns import event_code_sql
 
 VECTOR_CHUNK = 5000
 BOOK_FIELDS = ("title", "authors", "description", "isbn", "year", "language", "tags", "metadata")
@@ -226,40 +225,30 @@ class SqliteRepository(Repository):
         return interaction_arrays(rows, max_id)
 
     # -- vectors ---------------------------------------------------------------------------
-    def _write_vectors(
+    def _vector_transaction(self) -> contextlib.AbstractContextManager[Any]:
+        return self._transaction()
+
+    def _write_column(
         self,
-        family: str,
-        run_id: int,
-        run_result: dict[str, Any],
-        sides: list[VectorSide],
-        artifacts: dict[str, bytes] | None,
-        on_progress: ProgressCallback | None,
+        side: str,
+        column: str,
+        ids: np.ndarray,
+        vectors: np.ndarray,
         clear_others: bool,
-        event_counts: BookEventCounts | None,
+        advance: Callable[[int], None],
     ) -> None:
-        total = sum(len(ids) for _, ids, _ in sides)
-        done = 0
-        with self._transaction() as conn:
-            for side, ids, vectors in sides:
-                column = vector_column(family, side)
-                if clear_others:
-                    conn.execute(f"UPDATE {side} SET {column} = NULL WHERE {column} IS NOT NULL")
-                for start, stop in self.iter_chunks(len(ids), VECTOR_CHUNK):
-                    conn.executemany(
-                        f"UPDATE {side} SET {column} = ? WHERE id = ?",
-                        zip(
-                            (_json(v) for v in vectors[start:stop]),
-                            ids[start:stop].tolist(),
-                            strict=True,
-                        ),
-                    )
-                    done += stop - start
-                    if on_progress:
-                        on_progress(done, total)
-            for name, data in (artifacts or {}).items():
-                conn.execute("INSERT INTO model_artifacts VALUES (?, ?, ?)", (run_id, name, data))
-            self._write_snapshots(family, sides, event_counts)
-            self._finish_run(conn, run_id, "succeeded", run_result)
+        if clear_others:
+            self.conn.execute(f"UPDATE {side} SET {column} = NULL WHERE {column} IS NOT NULL")
+        for start, stop in self.iter_chunks(len(ids), VECTOR_CHUNK):
+            self.conn.executemany(
+                f"UPDATE {side} SET {column} = ? WHERE id = ?",
+                zip(
+                    (_json(v) for v in vectors[start:stop]),
+                    ids[start:stop].tolist(),
+                    strict=True,
+                ),
+            )
+            advance(stop - start)
 
     # -- runs and locks --------------------------------------------------------------------
     def start_run(self, model: str, parameters: dict[str, Any]) -> int:
@@ -272,11 +261,11 @@ class SqliteRepository(Repository):
             return int(cursor.lastrowid or 0)
 
     def finish_run(self, run_id: int, status: str, **result: Any) -> None:
-        with self._transaction() as conn:
-            self._finish_run(conn, run_id, status, result)
+        with self._transaction():
+            self._finish_run(run_id, status, result)
 
-    def _finish_run(self, conn, run_id: int, status: str, result: dict[str, Any]) -> None:
-        conn.execute(
+    def _finish_run(self, run_id: int, status: str, result: dict[str, Any]) -> None:
+        self.conn.execute(
             "UPDATE training_runs SET status = ?, finished_at = ?, n_users = ?, n_books = ?,"
             " n_interactions = ?, max_interaction_id = ?, phases = ?, metrics = ?, error = ?"
             " WHERE id = ?",
