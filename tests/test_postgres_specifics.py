@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from bookrec.domain import BookRecord
+from bookrec.domain import BookRecord, InteractionBatch
 from bookrec.storage import open_repository
 from tests.conftest import _reset_postgres
 
@@ -67,14 +67,26 @@ def test_every_load_path_refuses_missing_books_and_deduplicates(load_path):
     loader = repo.interaction_loader()
     assert loader._checks_references is fast
     with pytest.raises(Exception, match="book"):  # JobFailedError or ForeignKeyViolation
-        loader.add([("u1", books["a"], "view", None, 1.0), ("u2", 999_999, "view", None, 2.0)])
+        loader.add(
+            InteractionBatch.from_rows(
+                [("u1", books["a"], "view", None, 1.0), ("u2", 999_999, "view", None, 2.0)]
+            )
+        )
         loader.commit()
     loader.rollback()
     assert repo.counts()["interactions"] == 0 and repo.counts()["users"] == 0
 
     loader = repo.interaction_loader()
-    loader.add([("u1", books["a"], "view", None, 1.0), ("u1", books["b"], "like", None, 2.0)])
-    loader.add([("u1", books["a"], "view", None, 1.0), ("u2", books["b"], "rate", 4.0, 3.0)])
+    loader.add(
+        InteractionBatch.from_rows(
+            [("u1", books["a"], "view", None, 1.0), ("u1", books["b"], "like", None, 2.0)]
+        )
+    )
+    loader.add(
+        InteractionBatch.from_rows(
+            [("u1", books["a"], "view", None, 1.0), ("u2", books["b"], "rate", 4.0, 3.0)]
+        )
+    )
     result = loader.commit()
     assert (result.rows, result.inserted, result.duplicates, result.new_users) == (4, 3, 1, 2)
     assert repo.counts()["interactions"] == 3
@@ -97,4 +109,48 @@ def test_vector_write_back_compresses_with_lz4_and_reads_back_exactly(pg_url):
     assert methods == [("lz4",)]
     ids, from_json = repo._load_json_vectors(["gnn"], "books")["gnn"]
     assert ids.tolist() == books.tolist() and np.array_equal(from_json, vectors)
+    repo.close()
+
+
+def test_a_load_whose_key_filter_errs_on_every_key_stores_the_same(pg_url, monkeypatch):
+    """The key filter only routes rows: with a filter of 8 bits nearly every key looks seen
+    and goes through INSERT ... ON CONFLICT, and the outcome is the same."""
+    from bookrec.storage.loading import KeyFilter
+
+    repo = open_repository(pg_url)
+    books = repo.book_id_map()
+    rows = [(f"u{i % 7}", books["ab"[i % 2]], "view", None, float(i % 5)) for i in range(300)]
+    expected = len({(u, b, t) for u, b, _, _, t in rows})
+
+    def load(batch_rows):
+        loader = repo.interaction_loader()
+        for start in range(0, len(batch_rows), 50):
+            loader.add(InteractionBatch.from_rows(batch_rows[start : start + 50]))
+        return loader.commit()
+
+    monkeypatch.setattr(KeyFilter, "BITS", 8)
+    tiny = load(rows)
+    seen = repo.conn.execute("SELECT user_id, book_id, occurred_at FROM interactions").fetchall()
+    repo.conn.execute("TRUNCATE interactions, users CASCADE")
+    monkeypatch.undo()
+    normal = load(rows)
+    assert (tiny.inserted, tiny.duplicates) == (normal.inserted, normal.duplicates)
+    assert tiny.inserted == expected
+    assert len(seen) == expected
+    repo.close()
+
+
+def test_timestamps_are_stored_as_to_timestamp_stores_them(pg_url):
+    repo = open_repository(pg_url)
+    books = repo.book_id_map()
+    stamps = [0.0000005, 1.0000015, 1767225600.123456, 1767225600.9999996, 1700000000.5]
+    loader = repo.interaction_loader()
+    loader.add(InteractionBatch.from_rows([("u", books["a"], "view", None, t) for t in stamps]))
+    loader.commit()
+    stored = repo.conn.execute(
+        "SELECT occurred_at = ANY (SELECT to_timestamp(t) FROM unnest(%s::float8[]) t)"
+        " FROM interactions",
+        (stamps,),
+    ).fetchall()
+    assert stored == [(True,)] * len(stamps)
     repo.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bookrec.domain import BookRecord
+from bookrec.domain import BookRecord, InteractionBatch
 from bookrec.errors import LockBusyError, SchemaOutdatedError
 from bookrec.storage import open_repository
 
@@ -17,7 +17,7 @@ def _books(repo, n=3):
 
 def _interactions(repo, rows):
     loader = repo.interaction_loader()
-    loader.add(rows)
+    loader.add(InteractionBatch.from_rows(rows))
     return loader.commit()
 
 
@@ -95,10 +95,48 @@ def test_of_duplicates_within_a_load_the_first_wins(repo):
     assert arrays.ratings[rated].tolist() == [5.0]
 
 
+def _ratings_by_key(repo):
+    arrays = repo.load_interactions()
+    keys = zip(
+        arrays.user_ids.tolist(), arrays.book_ids.tolist(), arrays.timestamps.tolist(), strict=True
+    )
+    return dict(zip(keys, arrays.ratings.tolist(), strict=True))
+
+
+def test_of_duplicates_across_batches_of_a_load_the_first_wins(repo):
+    """The second batch repeats events of users the first batch created (new readers' rows
+    take the PostgreSQL loader's direct path) and of users that existed before the load."""
+    ids = _books(repo)
+    _interactions(repo, [("old", ids["0"], "rate", 2.0, 10.0)])
+    loader = repo.interaction_loader()
+    first = [("new", ids["0"], "rate", 5.0, 10.0), ("old", ids["1"], "rate", 4.0, 10.0)]
+    loader.add(InteractionBatch.from_rows(first))
+    again = [(u, b, e, 1.0, t) for u, b, e, _, t in first] + [("old", ids["0"], "rate", 1.0, 10.0)]
+    loader.add(InteractionBatch.from_rows([*again, ("new", ids["2"], "rate", 3.0, 11.0)]))
+    result = loader.commit()
+    assert (result.rows, result.inserted, result.duplicates, result.new_users) == (6, 3, 3, 1)
+    new, old = repo.find_user("new"), repo.find_user("old")
+    assert _ratings_by_key(repo) == {
+        (old, ids["0"], 10): 2.0, (new, ids["0"], 10): 5.0, (old, ids["1"], 10): 4.0,
+        (new, ids["2"], 11): 3.0,
+    }  # fmt: skip
+
+
+def test_interaction_loader_refuses_books_that_do_not_exist(repo):
+    ids = _books(repo)
+    loader = repo.interaction_loader()
+    with pytest.raises(Exception, match="book"):  # JobFailedError, or a foreign key violation
+        loader.add(InteractionBatch.from_rows([("u1", ids["0"], "view", None, 1.0)]))
+        loader.add(InteractionBatch.from_rows([("u2", 999_999, "view", None, 2.0)]))
+        loader.commit()
+    loader.rollback()
+    assert repo.counts()["interactions"] == 0 and repo.counts()["users"] == 0
+
+
 def test_interaction_loader_rollback_writes_nothing(repo):
     ids = _books(repo)
     loader = repo.interaction_loader()
-    loader.add([("u1", ids["0"], "view", None, 1_700_000_000.0)])
+    loader.add(InteractionBatch.from_rows([("u1", ids["0"], "view", None, 1_700_000_000.0)]))
     loader.rollback()
     assert repo.counts()["interactions"] == 0 and repo.counts()["users"] == 0
     assert _interactions(repo, [("u1", ids["0"], "view", None, 1.0)]).inserted == 1

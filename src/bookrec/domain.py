@@ -42,6 +42,38 @@ class InteractionArrays:
 
 
 @dataclass(frozen=True, eq=False)
+class InteractionBatch:
+    """Validated interaction rows of an input file, in file order, as parallel columns.
+
+    users are external ids; book_ids database ids (int64); events codes of EVENTS (int8);
+    ratings float64 with NaN where the event has none; timestamps float64 epoch seconds.
+    """
+
+    users: list[str]
+    book_ids: np.ndarray
+    events: np.ndarray
+    ratings: np.ndarray
+    timestamps: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[str, int, str, float | None, float]]) -> InteractionBatch:
+        """From rows of (user external id, book id, event name, rating or None, epoch)."""
+        import numpy as np
+
+        users, books, events, ratings, stamps = zip(*rows, strict=True) if rows else ([],) * 5
+        return cls(
+            users=list(users),
+            book_ids=np.array(books, dtype=np.int64),
+            events=np.array([EVENT_CODES[e] for e in events], dtype=np.int8),
+            ratings=np.array([np.nan if r is None else r for r in ratings], dtype=np.float64),
+            timestamps=np.array(stamps, dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True, eq=False)
 class BookEventCounts:
     """How many interactions each (book, event code, rating) has: the popularity of every
     book under any event weights. Rows may repeat a key (their counts add up); ratings are NaN

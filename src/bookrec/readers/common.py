@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import orjson
 
 from bookrec.errors import InputError
@@ -142,17 +143,46 @@ def _position(binary: IO[bytes]) -> int:
     return (inner or binary).tell()
 
 
-@dataclass
 class Block:
     """Consecutive CSV records: fields per row (None where the CSV itself is malformed) and
     the last line number of each row. Undecodable bytes arrive as lone surrogates
-    (surrogateescape), so a row can tell that it had some."""
+    (surrogateescape), so a row can tell that it had some.
 
-    rows: list[list[str] | None]
-    ends: list[int]
-    errors: dict[int, str]  # row index -> CSV error
-    first_line: int
-    delimiter: str = ","
+    A block read without the csv module (see csv_blocks) has its fields as columns; its
+    rows and line numbers are made from them only when asked for."""
+
+    def __init__(
+        self,
+        rows: list[list[str] | None] | None,
+        ends: list[int] | None,
+        errors: dict[int, str],
+        first_line: int,
+        delimiter: str = ",",
+        columns: list[list[str]] | None = None,
+    ) -> None:
+        self._rows = rows
+        self._ends = ends
+        self.errors = errors  # row index -> CSV error
+        self.first_line = first_line
+        self.delimiter = delimiter
+        self.columns = columns
+
+    @property
+    def rows(self) -> list[list[str] | None]:
+        if self._rows is None:
+            self._rows = [list(row) for row in zip(*self.columns or [], strict=True)]
+        return self._rows
+
+    @property
+    def ends(self) -> list[int]:
+        if self._ends is None:
+            self._ends = list(range(self.first_line, self.first_line + len(self)))
+        return self._ends
+
+    def __len__(self) -> int:
+        if self._rows is None and self.columns is not None:
+            return len(self.columns[0])
+        return len(self.rows)
 
     def start(self, index: int) -> int:
         return self.ends[index - 1] + 1 if index else self.first_line
@@ -202,53 +232,171 @@ def has_surrogates(text: str) -> bool:
 def csv_blocks(
     path: Path, on_progress: ProgressCallback | None = None, block_rows: int = 20_000
 ) -> tuple[list[str], Iterator[Block]]:
-    """The header and blocks of records of a CSV file, streaming (decoding and splitting in C)."""
+    """The header and blocks of records of a CSV file, streaming.
+
+    Lines without a quote character are split without the csv module (str.split gives the
+    same fields, ~3x faster); from the first block of lines that has a quote (a field may
+    then span lines) or a lone carriage return, the csv module reads the rest."""
     binary = open_binary(path)
     total = path.stat().st_size
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
     delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
-    reader = csv.reader(text, delimiter=delimiter, strict=True)
-    try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        text.close()
-        raise InputError(f"{path.name}: the file is empty") from None
-    except csv.Error as exc:
-        text.close()
-        raise InputError(f"{path.name}:1: cannot read the header: {exc}") from None
-    if has_surrogates("".join(header)):
-        text.close()
-        raise InputError(f"{path.name}:1: the header is not valid UTF-8")
+    chunk_bytes = max(block_rows, 1) * 64  # bytes of about block_rows typical lines
+
+    def progress() -> None:
+        if on_progress:
+            on_progress(_position(binary), total)
+
+    first_line = binary.readline()
+    if _needs_csv_module(first_line):
+        reader = _csv_module_reader(_Rejoined(first_line, binary), delimiter, "utf-8-sig")
+        try:
+            fields = next(reader)
+        except StopIteration:
+            fields = []
+        except csv.Error as exc:
+            binary.close()
+            raise InputError(f"{path.name}:1: cannot read the header: {exc}") from None
+        header = _header(path, fields, binary)
+        return header, _csv_module_blocks(reader, 0, delimiter, block_rows, binary, progress)
+    text = first_line.decode("utf-8-sig", "surrogateescape").rstrip("\r\n")
+    header = _header(path, text.split(delimiter) if first_line else [], binary)
 
     def blocks() -> Iterator[Block]:
-        with text:
-            done = False
-            while not done:
-                first = reader.line_num + 1
-                rows: list[list[str] | None] = []
-                ends: list[int] = []
-                errors: dict[int, str] = {}
-                append_row, append_end = rows.append, ends.append
-                while len(rows) < block_rows:
-                    try:
-                        for row in reader:
-                            append_row(row)
-                            append_end(reader.line_num)
-                            if len(rows) >= block_rows:
-                                break
-                        else:
-                            done = True
-                        break
-                    except csv.Error as exc:
-                        errors[len(rows)] = str(exc)
-                        append_row(None)
-                        append_end(reader.line_num)
-                if on_progress:
-                    on_progress(_position(binary), total)
-                if rows:
-                    yield Block(rows, ends, errors, first, delimiter)
+        with binary:
+            line = 2
+            pending = b""
+            while True:
+                data = binary.read(chunk_bytes)
+                if data:
+                    data = pending + data
+                    cut = data.rfind(b"\n") + 1
+                    if not cut:  # a line longer than a chunk: read on
+                        pending = data
+                        continue
+                    chunk, pending = data[:cut], data[cut:]
+                elif pending:
+                    chunk, pending = pending, b""
+                else:
+                    return
+                if _needs_csv_module(chunk):
+                    reader = _csv_module_reader(_Rejoined(chunk + pending, binary), delimiter)
+                    yield from _csv_module_blocks(
+                        reader, line - 1, delimiter, block_rows, binary, progress
+                    )
+                    return
+                yield _split_block(chunk, line, delimiter, len(header))
+                line += chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+                progress()
 
     return header, blocks()
+
+
+def _needs_csv_module(data: bytes) -> bool:
+    """A quote (a field may span lines), or a carriage return that does not end a line."""
+    return b'"' in data or data.count(b"\r") != data.count(b"\r\n")
+
+
+def _header(path: Path, fields: list[str], binary: IO[bytes]) -> list[str]:
+    header = [name.strip() for name in fields]
+    problem = None
+    if not fields:
+        problem = f"{path.name}: the file is empty"
+    elif has_surrogates("".join(header)):
+        problem = f"{path.name}:1: the header is not valid UTF-8"
+    if problem:
+        binary.close()
+        raise InputError(problem)
+    return header
+
+
+def _split_block(chunk: bytes, first_line: int, delimiter: str, width: int) -> Block:
+    """Whole lines without quotes or lone carriage returns: one field per delimiter."""
+    if not chunk.endswith(b"\n"):
+        chunk += b"\n"
+    try:
+        text = chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and _fields_per_line(chunk, delimiter) == {width}:
+        flat = text.replace("\r\n", "\n").replace("\n", delimiter).split(delimiter)
+        flat.pop()  # after the last line's newline
+        return Block(None, None, {}, first_line, delimiter, [flat[i::width] for i in range(width)])
+    lines = chunk.decode("utf-8", "surrogateescape").replace("\r\n", "\n").split("\n")
+    lines.pop()
+    rows: list[list[str] | None] = [line.split(delimiter) if line else [] for line in lines]
+    return Block(rows, None, {}, first_line, delimiter)
+
+
+def _fields_per_line(chunk: bytes, delimiter: str) -> set[int]:
+    """The distinct numbers of fields of the lines of chunk (which ends with a newline)."""
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    line_ends = np.flatnonzero(data == ord("\n"))
+    separators = np.flatnonzero(data == ord(delimiter))
+    before_each_end = np.searchsorted(separators, line_ends)
+    return set((np.diff(before_each_end, prepend=0) + 1).tolist())
+
+
+class _Rejoined(io.RawIOBase):
+    """Bytes already read, then the rest of the stream they came from."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self.head = head
+        self.rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        data = self.rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _csv_module_reader(stream: io.RawIOBase, delimiter: str, encoding: str = "utf-8"):
+    text = io.TextIOWrapper(
+        io.BufferedReader(stream), encoding=encoding, errors="surrogateescape", newline=""
+    )
+    return csv.reader(text, delimiter=delimiter, strict=True)
+
+
+def _csv_module_blocks(
+    reader: Any,
+    offset: int,
+    delimiter: str,
+    block_rows: int,
+    binary: IO[bytes],
+    progress: Callable[[], None],
+) -> Iterator[Block]:
+    """Blocks of the records the csv reader gives; line numbers are the reader's + offset."""
+    with binary:
+        done = False
+        while not done:
+            first = offset + reader.line_num + 1
+            rows: list[list[str] | None] = []
+            ends: list[int] = []
+            errors: dict[int, str] = {}
+            append_row, append_end = rows.append, ends.append
+            while len(rows) < block_rows:
+                try:
+                    for row in reader:
+                        append_row(row)
+                        append_end(offset + reader.line_num)
+                        if len(rows) >= block_rows:
+                            break
+                    else:
+                        done = True
+                    break
+                except csv.Error as exc:
+                    errors[len(rows)] = str(exc)
+                    append_row(None)
+                    append_end(offset + reader.line_num)
+            progress()
+            if rows:
+                yield Block(rows, ends, errors, first, delimiter)
 
 
 def iter_records(

@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from bookrec.domain import EVENT_CODES, EVENTS, RATING_MAX, RATING_MIN
+import numpy as np
+
+from bookrec.domain import EVENT_CODES, EVENTS, RATING_MAX, RATING_MIN, InteractionBatch
 from bookrec.errors import InputError
 from bookrec.readers.common import (
     Block,
@@ -30,13 +33,16 @@ from bookrec.readers.common import (
     iter_records,
     text_value,
 )
-from bookrec.storage.base import InteractionRow
+from bookrec.readers.timestamps import iso_column_seconds
+
+# (user external id, book database id, event name, rating or None, epoch seconds)
+InteractionRow = tuple[str, int, str, float | None, float]
 
 USER_ALIASES = ("user_id", "user")
 BOOK_ALIASES = ("book_id", "book")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC).timestamp()
 MAX_FUTURE = 366 * 86400
-_EVENT_NAMES = frozenset(EVENTS)
+_RATE = EVENT_CODES["rate"]
 
 
 def read_interactions(
@@ -44,20 +50,23 @@ def read_interactions(
     book_ids: dict[str, int],
     errors: ErrorLog,
     now: float,
-    batch_size: int = 20_000,
+    batch_size: int = 65_536,
     on_progress: ProgressCallback | None = None,
-) -> Iterator[list[InteractionRow]]:
-    """Batches of valid interaction rows; invalid rows go to errors with file, line, field."""
+) -> Iterator[InteractionBatch]:
+    """Batches of valid interactions in file order; invalid rows go to errors with file, line
+    and field."""
     if detect_format(path) == "csv":
         header, blocks = csv_blocks(path, on_progress, block_rows=batch_size)
         _check_header(path, header)
         columns = _Columns(header)
         for block in blocks:
-            rows = _fast_block(block, columns, book_ids, now) if block.clean else None
-            if rows is None:
-                rows = _exact_block(block, header, book_ids, now, errors)
-            if rows:
-                yield rows
+            batch = _fast_block(block, columns, book_ids, now) if block.clean else None
+            if batch is None:
+                batch = InteractionBatch.from_rows(
+                    _exact_block(block, header, book_ids, now, errors)
+                )
+            if len(batch):
+                yield batch
         return
     _, records = iter_records(path, on_progress)
     batch: list[InteractionRow] = []
@@ -66,10 +75,10 @@ def read_interactions(
         if row is not None:
             batch.append(row)
         if len(batch) >= batch_size:
-            yield batch
+            yield InteractionBatch.from_rows(batch)
             batch = []
     if batch:
-        yield batch
+        yield InteractionBatch.from_rows(batch)
 
 
 def _checked(
@@ -87,7 +96,7 @@ def _exact_block(
 ) -> list[InteractionRow]:
     """Row by row, naming the line and field of every problem."""
     rows = []
-    for index in range(len(block.rows)):
+    for index in range(len(block)):
         record = block.record(index, header)
         if record is not None:
             row = _checked(record, book_ids, now, errors)
@@ -108,44 +117,75 @@ class _Columns:
 
 def _fast_block(
     block: Block, columns: _Columns, book_ids: dict[str, int], now: float
-) -> list[InteractionRow] | None:
+) -> InteractionBatch | None:
     """A whole block validated column by column; None when any row needs the exact path."""
-    rows = block.rows
-    width = columns.width
-    if any(len(row) != width for row in rows):  # type: ignore[arg-type]
+    fields = block.columns
+    if fields is None:
+        rows = block.rows
+        if set(map(len, rows)) != {columns.width}:  # type: ignore[arg-type]
+            return None
+        fields = [list(map(itemgetter(i), rows)) for i in range(columns.width)]  # type: ignore[arg-type]
+    n_rows = len(fields[0])
+
+    def column(index: int) -> list[str]:
+        values = fields[index]
+        if " " in (joined := "".join(values)) or "\t" in joined:
+            return list(map(str.strip, values))
+        return values
+
+    users = column(columns.user)
+    if not all(users) or has_surrogates("".join(users)):
         return None
-    fields = list(zip(*rows, strict=True))
-    users = [u.strip() for u in fields[columns.user]]
-    books = [book_ids.get(b.strip()) for b in fields[columns.book]]
+    books = list(map(book_ids.get, column(columns.book)))
+    if None in books:
+        return None
     if columns.event is None:
-        events = ["rate"] * len(rows)
+        events = np.full(n_rows, _RATE, dtype=np.int8)
     else:
-        events = [e.strip() for e in fields[columns.event]]
-    if not all(users) or None in books or not set(events) <= _EVENT_NAMES:
+        codes = list(map(EVENT_CODES.get, column(columns.event)))
+        if None in codes:
+            return None
+        events = np.array(codes, dtype=np.int8)
+    ratings = _fast_ratings(column(columns.rating)) if columns.rating is not None else None
+    if ratings is None:
+        if columns.rating is not None:
+            return None
+        ratings = np.full(n_rows, np.nan)
+    if np.isnan(ratings[events == _RATE]).any():
         return None
-    if has_surrogates("".join(users)):
+    stamps = _fast_stamps(column(columns.timestamp), now) if columns.timestamp is not None else None
+    if stamps is None:
+        if columns.timestamp is not None:
+            return None
+        stamps = np.full(n_rows, now)
+    if len(stamps) and (stamps.min() < EARLIEST or stamps.max() > now + MAX_FUTURE):
         return None
+    return InteractionBatch(users, np.array(books, dtype=np.int64), events, ratings, stamps)
+
+
+def _fast_ratings(texts: list[str]) -> np.ndarray | None:
+    """Ratings (NaN where empty), or None when any is not a number in range."""
     try:
-        if columns.rating is None:
-            ratings: list[float | None] = [None] * len(rows)
-        else:
-            ratings = [float(r) if r else None for r in fields[columns.rating]]
-        if columns.timestamp is None:
-            stamps = [now] * len(rows)
-        else:
-            stamps = [_fast_seconds(t, now) for t in fields[columns.timestamp]]
+        values = np.array([float(t) if t else math.nan for t in texts], dtype=np.float64)
+    except ValueError:
+        return None
+    given = values[[bool(t) for t in texts]]
+    if not ((given >= RATING_MIN) & (given <= RATING_MAX)).all():
+        return None  # also NaN and infinity
+    return values
+
+
+def _fast_stamps(texts: list[str], now: float) -> np.ndarray | None:
+    """Epoch seconds of every text ('' is now), or None when any is not a valid time."""
+    if all(texts):
+        seconds = iso_column_seconds(texts)
+        if seconds is not None:
+            return seconds
+    try:
+        seconds = np.array([_fast_seconds(t, now) for t in texts], dtype=np.float64)
     except (ValueError, TypeError, OverflowError):
         return None
-    if "rate" in events and None in [
-        r for e, r in zip(events, ratings, strict=True) if e == "rate"
-    ]:
-        return None
-    given = [r for r in ratings if r is not None]
-    if given and not (min(given) >= RATING_MIN and max(given) <= RATING_MAX):
-        return None
-    if stamps and (min(stamps) < EARLIEST or max(stamps) > now + MAX_FUTURE):
-        return None
-    return list(zip(users, books, events, ratings, stamps, strict=True))  # type: ignore[arg-type]
+    return seconds
 
 
 def _fast_seconds(text: str, now: float) -> float:

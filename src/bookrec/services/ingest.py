@@ -87,10 +87,10 @@ def ingest_interactions(
     started = time.perf_counter()
     now = time.time()
     errors = ErrorLog(path, keep_all=skip_invalid)
-    book_ids = repo.book_id_map()
     size = path.stat().st_size if path.is_file() else 0
     loader = repo.interaction_loader()
     try:
+        book_ids = repo.book_id_map()  # in the loader's transaction, which its checks rely on
         with phases.phase("load", total=size) as update, _no_cyclic_gc():
             batches = read_interactions(path, book_ids, errors, now, on_progress=update)
             with BatchWriter(loader.add) as writer:
@@ -137,9 +137,9 @@ class BatchWriter:
 
     A failure of write() is raised again in the producer at the next put() or at exit."""
 
-    def __init__(self, write: Callable[[list], None]) -> None:
+    def __init__(self, write: Callable[[Any], None]) -> None:
         self.write = write
-        self.queue: queue.Queue[list | None] = queue.Queue(maxsize=2)
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.failure: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="bookrec-writer", daemon=True)
 
@@ -155,7 +155,7 @@ class BatchWriter:
                 except BaseException as exc:
                     self.failure = exc
 
-    def put(self, batch: list) -> None:
+    def put(self, batch: Any) -> None:
         if self.failure is not None:
             raise self.failure
         self.queue.put(batch)

@@ -21,10 +21,9 @@ from bookrec.domain import (
 )
 from bookrec.errors import JobFailedError, SchemaMissingError, SchemaOutdatedError
 from bookrec.storage.columns import vector_column
+from bookrec.storage.loading import InteractionLoader
 from bookrec.storage.snapshots import SnapshotStore, snapshot_name
 
-# (user external id, book db id, event name, rating or None, occurred_at epoch seconds)
-InteractionRow = tuple[str, int, str, float | None, float]
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -40,14 +39,6 @@ class BookUpsertResult:
     inserted: list[int] = field(default_factory=list)
     updated: list[int] = field(default_factory=list)
     unchanged: int = 0
-
-
-@dataclass
-class InteractionLoadResult:
-    rows: int = 0
-    inserted: int = 0
-    duplicates: int = 0
-    new_users: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,22 +132,6 @@ def interaction_arrays(rows: Sequence[tuple], max_interaction_id: int) -> Intera
         timestamps=np.floor(table[:, 4]).astype(np.int64),
         max_interaction_id=max_interaction_id,
     )
-
-
-class InteractionLoader(ABC):
-    """One transaction: each add() writes a batch (new users, new interactions, duplicates
-    skipped); commit() makes them all visible, rollback() none of them.
-
-    add() may run on another thread than the one that created the loader (one at a time)."""
-
-    @abstractmethod
-    def add(self, rows: Sequence[InteractionRow]) -> None: ...
-
-    @abstractmethod
-    def commit(self) -> InteractionLoadResult: ...
-
-    @abstractmethod
-    def rollback(self) -> None: ...
 
 
 class Repository(SnapshotStore, ABC):

@@ -12,25 +12,30 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bookrec.dburl import DatabaseUrl
-from bookrec.domain import BookRecord, BookText
+from bookrec.domain import EVENTS, BookRecord, BookText, InteractionBatch
 from bookrec.errors import DatabaseUnavailableError, JobFailedError, LockBusyError, scrub
 from bookrec.storage.base import (
     BookSummary,
     BookUpsertResult,
-    InteractionLoader,
-    InteractionLoadResult,
-    InteractionRow,
     Migration,
     Repository,
     TrainingRun,
     interaction_arrays,
 )
 from bookrec.storage.columns import event_code_sql
+from bookrec.storage.loading import (
+    InteractionLoader,
+    InteractionLoadResult,
+    KeyFilter,
+    first_in_key_order,
+)
 
 VECTOR_CHUNK = 5000
 BOOK_FIELDS = ("title", "authors", "description", "isbn", "year", "language", "tags", "metadata")
 TEXT_FIELDS = ("title", "authors", "description", "year", "language", "tags")
 MIGRATION_LOCK_KEY = "bookrec:migrate"
+INTERACTION_COLUMNS = "user_id, book_id, event, rating, occurred_at"
+POSTGRES_EPOCH = 946_684_800.0  # 2000-01-01 in Unix seconds: where timestamptz counts from
 
 
 def connection_error(url: DatabaseUrl, exc: Exception) -> DatabaseUnavailableError:
@@ -68,12 +73,51 @@ COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00
 COPY_TRAILER = b"\xff\xff"
 
 
+def _interactions_copy_payload(
+    user_ids: np.ndarray, book_ids: np.ndarray, events: np.ndarray, ratings: np.ndarray,
+    micros: np.ndarray,
+) -> bytes:  # fmt: skip
+    """COPY BINARY rows of (user_id, book_id, event, rating, occurred_at).
+
+    Rows differ in length only by their event name and by a rating present or not: the rows
+    of each such layout are built as one numpy record array, in their given order."""
+    parts = []
+    rated = ~np.isnan(ratings)
+    for code, name in enumerate(EVENTS):
+        for has_rating in (False, True):
+            rows = np.flatnonzero((events == code) & (rated == has_rating))
+            if not len(rows):
+                continue
+            fields = [
+                ("n_fields", ">i2"), ("user_len", ">i4"), ("user", ">i8"), ("book_len", ">i4"),
+                ("book", ">i8"), ("event_len", ">i4"), ("event", f"S{len(name)}"),
+                ("rating_len", ">i4"), *([("rating", ">f4")] if has_rating else []),
+                ("time_len", ">i4"), ("time", ">i8"),
+            ]  # fmt: skip
+            table = np.zeros(len(rows), dtype=np.dtype(fields))
+            table["n_fields"] = 5
+            table["user_len"] = table["book_len"] = table["time_len"] = 8
+            table["user"], table["book"] = user_ids[rows], book_ids[rows]
+            table["event_len"], table["event"] = len(name), name.encode()
+            table["rating_len"] = 4 if has_rating else -1  # -1: NULL
+            if has_rating:
+                table["rating"] = ratings[rows]
+            table["time"] = micros[rows]
+            parts.append(table.tobytes())
+    return b"".join(parts)
+
+
 class PostgresInteractionLoader(InteractionLoader):
-    """Each batch: COPY into a staging table, add new users, insert new interactions."""
+    """One transaction. Each batch's rows, in unique-key order with the batch's duplicates
+    dropped, take one of two paths:
+    - rows of users this load created, with a key it has not written yet: straight into
+      interactions by COPY (nothing else can hold them);
+    - all other rows: COPY into a staging table, then INSERT ... ON CONFLICT DO NOTHING.
+    A fresh load of new readers takes the first path; a re-load the second."""
 
     def __init__(self, repo: PostgresRepository) -> None:
+        super().__init__()
         self.conn = repo.conn
-        self.result = InteractionLoadResult()
         self._tx = self.conn.transaction()
         self._tx.__enter__()
         # Compiling each batch's INSERT ... SELECT costs more than it saves.
@@ -82,56 +126,108 @@ class PostgresInteractionLoader(InteractionLoader):
         if self._checks_references:
             # The per-row foreign-key triggers are half of the server's work on a load. Where
             # this role may, and no trigger but bookrec's own is on the tables, they are off for
-            # this transaction and add() does their job once per batch instead.
+            # this transaction and the loader does their job once per user and book instead.
             self.conn.execute("SET LOCAL session_replication_role = replica")
         self.conn.execute(
-            "CREATE TEMP TABLE staged_interactions (user_external_id text, book_id bigint,"
-            " event text, rating real, occurred_at double precision) ON COMMIT DROP"
+            "CREATE TEMP TABLE staged_interactions (user_id bigint, book_id bigint, event text,"
+            " rating real, occurred_at timestamptz) ON COMMIT DROP"
         )
+        self._locked_books: set[int] = set()
+        self._written = KeyFilter()
+        # The last batch's direct COPY, left running on the server while the next batch is
+        # prepared; finished before the connection runs anything else.
+        self._running_copy: contextlib.ExitStack | None = None
 
-    def add(self, rows: Sequence[InteractionRow]) -> None:
-        c = self.conn
-        with c.cursor().copy("COPY staged_interactions FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        self.result.new_users += c.execute(
-            "INSERT INTO users (external_id) SELECT DISTINCT user_external_id"
-            " FROM staged_interactions ON CONFLICT (external_id) DO NOTHING"
-        ).rowcount
+    def add(self, batch: InteractionBatch) -> None:
+        user_ids = self.user_ids(batch.users)
+        # As PostgreSQL turns epoch seconds into a timestamptz (float8_timestamptz).
+        micros = np.rint((batch.timestamps - POSTGRES_EPOCH) * 1e6).astype(np.int64)
+        order = first_in_key_order(user_ids, batch.book_ids, batch.events, micros)
+        direct = self.created_by_this_load(user_ids[order])
+        candidates = order[direct]
+        direct[direct] = ~self._written.seen_then_add(
+            user_ids[candidates], batch.book_ids[candidates], batch.events[candidates],
+            micros[candidates],
+        )  # fmt: skip
+        columns = (user_ids, batch.book_ids, batch.events, batch.ratings, micros)
+        direct_payload = _interactions_copy_payload(*(c[order[direct]] for c in columns))
+        # Only now, as it waits for the last batch's COPY: the work above ran beside it.
         if self._checks_references:
-            self._lock_and_check_references()
-        self.result.inserted += c.execute(
-            "INSERT INTO interactions (user_id, book_id, event, rating, occurred_at)"
-            " SELECT u.id, s.book_id, s.event, s.rating, to_timestamp(s.occurred_at)"
-            " FROM staged_interactions s JOIN users u ON u.external_id = s.user_external_id"
-            # In unique-key order: index and foreign-key lookups walk the trees in order (~10%).
-            " ORDER BY 1, 2, 3, 5, s.ctid"  # ctid: the first of duplicates in the file wins
-            " ON CONFLICT (user_id, book_id, event, occurred_at) DO NOTHING"
-        ).rowcount
-        c.execute("TRUNCATE staged_interactions")
-        self.result.rows += len(rows)
+            self._lock_books(batch.book_ids)
+        if not direct.all():
+            rows = order[~direct]
+            self._copy(
+                "staged_interactions", _interactions_copy_payload(*(c[rows] for c in columns))
+            )
+            self._finish_copy()
+            self.result.inserted += self._execute(
+                f"INSERT INTO interactions ({INTERACTION_COLUMNS})"
+                f" SELECT {INTERACTION_COLUMNS} FROM staged_interactions"
+                # In unique-key order: index lookups walk the trees in order (~10%).
+                " ORDER BY user_id, book_id, event, occurred_at"
+                " ON CONFLICT (user_id, book_id, event, occurred_at) DO NOTHING"
+            ).rowcount
+            self._execute("TRUNCATE staged_interactions")
+        if direct.any():
+            self._copy("interactions", direct_payload)
+            self.result.inserted += int(direct.sum())
+        self.result.rows += len(batch)
 
-    def _lock_and_check_references(self) -> None:
-        """What the foreign-key triggers do, set-based: every referenced book and user exists,
-        and is locked (FOR KEY SHARE) so that no one deletes it before this load commits."""
-        books_found, books_wanted = self.conn.execute(
-            "WITH wanted AS (SELECT DISTINCT book_id FROM staged_interactions),"
-            " locked AS (SELECT id FROM books WHERE id IN (SELECT book_id FROM wanted)"
-            " FOR KEY SHARE)"
-            " SELECT (SELECT count(*) FROM locked), (SELECT count(*) FROM wanted)"
-        ).fetchone()
-        self.conn.execute(
-            "SELECT 1 FROM users WHERE external_id IN"
-            " (SELECT user_external_id FROM staged_interactions) FOR KEY SHARE"
+    def _copy(self, table: str, payload: bytes) -> None:
+        """Start a binary COPY of payload into table; _finish_copy() waits for it."""
+        self._finish_copy()
+        sql = f"COPY {table} ({INTERACTION_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+        running = contextlib.ExitStack()
+        copy = running.enter_context(self.conn.cursor().copy(sql))
+        self._running_copy = running
+        copy.write(COPY_HEADER + payload + COPY_TRAILER)
+
+    def _finish_copy(self) -> None:
+        running, self._running_copy = self._running_copy, None
+        if running is not None:
+            running.close()
+
+    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor:
+        self._finish_copy()
+        return self.conn.execute(sql, params)
+
+    def _find_users(self, external_ids: Sequence[str]) -> dict[str, int]:
+        # Locked as the foreign-key trigger would: no one deletes them before this commits.
+        lock = " FOR KEY SHARE" if self._checks_references else ""
+        rows = self._execute(
+            f"SELECT external_id, id FROM users WHERE external_id = ANY(%s){lock}",
+            (list(external_ids),),
         )
-        if books_found != books_wanted:
+        return dict(rows.fetchall())
+
+    def _create_users(self, external_ids: Sequence[str]) -> dict[str, int]:
+        rows = self._execute(
+            "INSERT INTO users (external_id) SELECT unnest(%s::text[])"
+            " ON CONFLICT (external_id) DO NOTHING RETURNING external_id, id",
+            (list(external_ids),),
+        )
+        return dict(rows.fetchall())
+
+    def _lock_books(self, book_ids: np.ndarray) -> None:
+        """What the foreign-key trigger does, once per book: it exists, and is locked (FOR KEY
+        SHARE) so that no one deletes it before this load commits."""
+        new = [b for b in np.unique(book_ids).tolist() if b not in self._locked_books]
+        if not new:
+            return
+        found = self._execute(
+            "SELECT count(*) FROM (SELECT 1 FROM books WHERE id = ANY(%s) FOR KEY SHARE) b",
+            (new,),
+        ).fetchone()[0]
+        if found != len(new):
             raise JobFailedError(
-                f"{books_wanted - books_found} books were deleted while the interactions"
+                f"{len(new) - found} books were deleted while the interactions"
                 " were being loaded; nothing was written"
             )
+        self._locked_books.update(new)
 
     def commit(self) -> InteractionLoadResult:
         try:
+            self._finish_copy()
             self._tx.__exit__(None, None, None)
         except BaseException:
             self.rollback()
@@ -140,6 +236,8 @@ class PostgresInteractionLoader(InteractionLoader):
         return self.result
 
     def rollback(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self._finish_copy()
         with contextlib.suppress(psycopg.Error):
             self._tx.__exit__(psycopg.Rollback, psycopg.Rollback(), None)
 

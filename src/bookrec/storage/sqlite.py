@@ -14,20 +14,22 @@ import numpy as np
 import orjson
 
 from bookrec.dburl import DatabaseUrl
-from bookrec.domain import BookRecord, BookText
-from bookrec.errors import DatabaseUnavailableError, LockBusyError
+from bookrec.domain import EVENTS, BookRecord, BookText, InteractionBatch
+from bookrec.errors import DatabaseUnavailableError, JobFailedError, LockBusyError
 from bookrec.storage.base import (
     BookSummary,
     BookUpsertResult,
-    InteractionLoader,
-    InteractionLoadResult,
-    InteractionRow,
     Migration,
     Repository,
     TrainingRun,
     interaction_arrays,
 )
 from bookrec.storage.columns import event_code_sql
+from bookrec.storage.loading import (
+    InteractionLoader,
+    InteractionLoadResult,
+    first_in_key_order,
+)
 
 VECTOR_CHUNK = 5000
 BOOK_FIELDS = ("title", "authors", "description", "isbn", "year", "language", "tags", "metadata")
@@ -38,48 +40,117 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
+INTERACTION_COLUMNS = "user_id, book_id, event, rating, occurred_at"
+SQL_VARIABLES = 900  # bound parameters per statement: below SQLite's oldest limit (999)
+_EVENT_OF_CODE = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(EVENTS))
+INSERT_FROM_JSON = (
+    f"INSERT OR IGNORE INTO interactions ({INTERACTION_COLUMNS})"
+    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+    f" CASE json_extract(value, '$[2]') {_EVENT_OF_CODE} END,"
+    " json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?)"
+)
+
+
 class SqliteInteractionLoader(InteractionLoader):
-    """Each batch: staged, new users added, new interactions inserted; commit at the end."""
+    """One IMMEDIATE transaction (the only writer); each batch inserted in unique-key order
+    by one statement that reads the rows from a JSON array, so SQLite does the whole batch
+    in C without holding Python's lock.
+
+    Foreign keys are not checked row by row: the loader is the only writer; it checks each
+    book id once, and its user ids come from its own lookups and inserts."""
 
     def __init__(self, repo: SqliteRepository) -> None:
+        super().__init__()
         self.conn = repo.conn
-        self.result = InteractionLoadResult()
+        self._restore_foreign_keys = bool(self.conn.execute("PRAGMA foreign_keys").fetchone()[0])
+        self.conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction
         self.conn.execute("BEGIN IMMEDIATE")
-        self.conn.execute(
-            "CREATE TEMP TABLE staged_interactions (user_external_id TEXT, book_id INTEGER,"
-            " event TEXT, rating REAL, occurred_at REAL)"
-        )
+        self._insert = _json_insert if _has_json(self.conn) else _executemany_insert
+        self._checked_books: set[int] = set()
 
-    def add(self, rows: Sequence[InteractionRow]) -> None:
-        c = self.conn
-        c.executemany("INSERT INTO staged_interactions VALUES (?, ?, ?, ?, ?)", rows)
-        self.result.new_users += c.execute(
-            "INSERT OR IGNORE INTO users (external_id)"
-            " SELECT DISTINCT user_external_id FROM staged_interactions"
-        ).rowcount
-        self.result.inserted += c.execute(
-            "INSERT OR IGNORE INTO interactions (user_id, book_id, event, rating, occurred_at)"
-            " SELECT u.id, s.book_id, s.event, s.rating, s.occurred_at"
-            " FROM staged_interactions s JOIN users u ON u.external_id = s.user_external_id"
-            " ORDER BY u.id, s.book_id, s.rowid"  # rowid: the first of duplicates wins
-        ).rowcount
-        c.execute("DELETE FROM staged_interactions")
-        self.result.rows += len(rows)
+    def add(self, batch: InteractionBatch) -> None:
+        self._check_books(batch.book_ids)
+        user_ids = self.user_ids(batch.users)
+        order = first_in_key_order(user_ids, batch.book_ids, batch.events, batch.timestamps)
+        table = np.column_stack(
+            [user_ids[order], batch.book_ids[order], batch.events[order],
+             batch.ratings[order], batch.timestamps[order]]
+        )  # fmt: skip
+        self.result.inserted += self._insert(self.conn, table)
+        self.result.rows += len(batch)
+
+    def _check_books(self, book_ids: np.ndarray) -> None:
+        new = [b for b in np.unique(book_ids).tolist() if b not in self._checked_books]
+        found = 0
+        for start in range(0, len(new), SQL_VARIABLES):
+            chunk = new[start : start + SQL_VARIABLES]
+            sql = f"SELECT count(*) FROM books WHERE id IN ({', '.join('?' * len(chunk))})"
+            found += self.conn.execute(sql, chunk).fetchone()[0]
+        if found != len(new):
+            raise JobFailedError(f"{len(new) - found} of the books are not in the database")
+        self._checked_books.update(new)
+
+    def _find_users(self, external_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(external_ids), SQL_VARIABLES):
+            chunk = external_ids[start : start + SQL_VARIABLES]
+            marks = ", ".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT external_id, id FROM users WHERE external_id IN ({marks})", chunk
+            )
+            found.update(rows.fetchall())
+        return found
+
+    def _create_users(self, external_ids: Sequence[str]) -> dict[str, int]:
+        rows = [(u,) for u in external_ids]
+        self.conn.executemany("INSERT INTO users (external_id) VALUES (?)", rows)
+        return self._find_users(external_ids)
 
     def commit(self) -> InteractionLoadResult:
         try:
-            self.conn.execute("DROP TABLE staged_interactions")
             self.conn.execute("COMMIT")
         except BaseException:
             self.rollback()
             raise
+        self._finish()
         self.result.duplicates = self.result.rows - self.result.inserted
         return self.result
 
     def rollback(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
-        self.conn.execute("DROP TABLE IF EXISTS temp.staged_interactions")
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._restore_foreign_keys:
+            self.conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _has_json(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT json_extract('[1]', '$[0]')").fetchone()
+    except sqlite3.OperationalError:
+        return False  # built without JSON1 (before 3.38 it was optional)
+    return True
+
+
+def _json_insert(conn: sqlite3.Connection, table: np.ndarray) -> int:
+    """Rows of (user id, book id, event code, rating or NaN, epoch) in one statement."""
+    # NaN ratings become JSON null (NULL); floats keep every digit (shortest round trip).
+    rows = orjson.dumps(table, option=orjson.OPT_SERIALIZE_NUMPY)
+    return conn.execute(INSERT_FROM_JSON, (rows,)).rowcount
+
+
+def _executemany_insert(conn: sqlite3.Connection, table: np.ndarray) -> int:
+    rows = [
+        (int(u), int(b), EVENTS[int(e)], None if r != r else r, t)
+        for u, b, e, r, t in table.tolist()
+    ]
+    before = conn.total_changes
+    conn.executemany(
+        f"INSERT OR IGNORE INTO interactions ({INTERACTION_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows
+    )
+    return conn.total_changes - before
 
 
 class SqliteRepository(Repository):

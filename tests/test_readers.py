@@ -1,0 +1,171 @@
+"""The interaction reader's fast paths give exactly what the exact (csv module, per value)
+paths give: the same rows, the same line numbers in reports."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bookrec.readers.common import ErrorLog
+from bookrec.readers.interactions import read_interactions
+from bookrec.readers.timestamps import iso_column_seconds
+
+BOOKS = {f"b{i}": i for i in range(1, 6)}
+NOW = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
+
+
+def _fromisoformat(text: str) -> float:
+    moment = datetime.fromisoformat(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+LAYOUTS = [
+    "{date}T{time}",
+    "{date} {time}Z",
+    "{date}T{time}.{ms}Z",
+    "{date}T{time}.{us}",
+    "{date}T{time}{offset}",
+    "{date} {time}.{us}{offset}",
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_iso_columns_read_as_fromisoformat_reads_them(layout):
+    rng = random.Random(layout)
+    texts = []
+    for _ in range(5_000):
+        moment = datetime(1970, 1, 1) + timedelta(seconds=rng.randrange(0, 7 * 10**9))
+        sign, hours, minutes = rng.choice("+-"), rng.randrange(24), rng.randrange(60)
+        texts.append(
+            layout.format(
+                date=moment.strftime("%Y-%m-%d"), time=moment.strftime("%H:%M:%S"),
+                ms=f"{rng.randrange(1000):03d}", us=f"{rng.randrange(10**6):06d}",
+                offset=f"{sign}{hours:02d}:{minutes:02d}",
+            )
+        )  # fmt: skip
+    texts.append(layout.format(date="2024-02-29", time="23:59:59", ms="999", us="000001",
+                               offset="+00:00"))  # fmt: skip
+    seconds = iso_column_seconds(texts)
+    assert seconds is not None
+    assert seconds.tolist() == [_fromisoformat(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["2025-02-29T00:00:00"],  # no such day
+        ["2025-04-31T00:00:00"],
+        ["2025-01-01T24:00:00"],
+        ["2025-01-01T00:60:00"],
+        ["2025-13-01T00:00:00"],
+        ["2025-01-01T00:00:00+24:00"],
+        ["2025-01-01X00:00:00"],  # fromisoformat takes it: left to the exact path
+        ["2025-01-01T00:00:00.1234567"],
+        ["20250101T000000"],
+        ["2025-01-01T00:00:00", "2025-01-01T00:00:00Z"],  # two layouts
+        ["2025-01-01T00:00:00Z", "2025-01-01T00:00:0xZ"],
+        ["2025-01-01T00:00:00Z", "1735689600.00000000"],
+        ["9999-12-31T23:59:59.999999"],  # beyond what float64 holds to the microsecond
+    ],
+)
+def test_other_layouts_and_invalid_times_are_left_to_the_exact_path(texts):
+    assert iso_column_seconds(texts) is None
+
+
+def _read(path: Path, batch_size: int) -> tuple[dict[str, list], list[str]]:
+    errors = ErrorLog(path, keep_all=True)
+    columns: dict[str, list] = {"users": [], "books": [], "events": [], "ratings": [], "times": []}
+    for batch in read_interactions(path, BOOKS, errors, NOW, batch_size=batch_size):
+        columns["users"] += batch.users
+        columns["books"] += batch.book_ids.tolist()
+        columns["events"] += batch.events.tolist()
+        columns["ratings"] += [None if np.isnan(r) else r for r in batch.ratings.tolist()]
+        columns["times"] += batch.timestamps.tolist()
+    return columns, [e.describe(path) for e in errors.errors]
+
+
+def _lines(rng: random.Random, n: int) -> list[str]:
+    events = ["view", "click", "like", "purchase"]
+    lines = []
+    for i in range(n):
+        time = f"2025-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}T10:00:{i % 60:02d}Z"
+        if rng.random() < 0.3:
+            lines.append(
+                f"u{rng.randrange(40)},b{rng.randrange(1, 6)},rate,{rng.randrange(1, 6)},{time}"
+            )
+        else:
+            lines.append(
+                f"u{rng.randrange(40)},b{rng.randrange(1, 6)},{rng.choice(events)},,{time}"
+            )
+    return lines
+
+
+HEADER = "user_id,book_id,event,rating,timestamp"
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_split_lines_read_as_the_csv_module_reads_them(tmp_path, batch_size):
+    """Without a quote the lines are split by str.split; one quoted field (the same value)
+    in the first data line makes the csv module read the whole file."""
+    lines = _lines(random.Random(batch_size), 300)
+    lines[40] = "u1 , b2,view,,1767225600"  # spaces, epoch seconds
+    lines[41] = ""  # a blank line is skipped
+    lines[77] = "  u2,b1,like,,2025-03-01 10:00:00"
+    lines[150] = "u3,b3,view,,"  # no timestamp: the time of the ingest
+    split = tmp_path / "split.csv"
+    split.write_text("\n".join([HEADER, *lines]))  # and no newline at the end
+    first_user, rest = lines[0].split(",", 1)
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text("\r\n".join([HEADER, f'"{first_user}",{rest}', *lines[1:]]) + "\r\n")
+    assert _read(split, batch_size) == _read(quoted, batch_size)
+    columns, errors = _read(split, batch_size)
+    assert errors == [] and len(columns["users"]) == 299
+    assert columns["users"][40] == "u1" and columns["times"][40] == 1767225600.0
+    assert columns["times"][149] == NOW
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 1000])
+def test_errors_name_the_right_lines_on_either_path(tmp_path, batch_size):
+    lines = _lines(random.Random(7), 120)
+    lines[9] = "u1,b404,view,,"  # line 11
+    lines[30] = "u1,b1,view"  # line 32: too few fields
+    lines[60] = 'u9,b1,click,,"yesterday\nat noon"'  # lines 62-63: the csv module from here
+    lines[99] = "u1,b1,rate,,2025-01-01T10:00:00Z"  # line 102
+    path = tmp_path / "events.csv"
+    path.write_text("\n".join([HEADER, *lines]) + "\n")
+    columns, errors = _read(path, batch_size)
+    assert [e.split(": ")[0] for e in errors] == [
+        "events.csv:11", "events.csv:32", "events.csv:62", "events.csv:102"
+    ]  # fmt: skip
+    assert "unknown book 'b404'" in errors[0] and "expected 5 fields, found 3" in errors[1]
+    assert "timestamp" in errors[2] and "rating: missing" in errors[3]
+    assert len(columns["users"]) == 116
+
+
+def test_crlf_bare_cr_tabs_and_undecodable_bytes(tmp_path):
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_bytes(b"user_id,book_id,event\r\nu1,b1,view\r\nu2,b2,like\r\n")
+    assert _read(crlf, 1)[0]["users"] == ["u1", "u2"]
+    bare = tmp_path / "bare.csv"
+    bare.write_bytes(b"user_id,book_id,event\ru1,b1,view\ru2,b2,like\r")
+    assert _read(bare, 1)[0]["users"] == ["u1", "u2"]
+    tabs = tmp_path / "events.tsv"
+    tabs.write_bytes(b"user_id\tbook_id\tevent\nu1\tb1\tview\n")
+    assert _read(tabs, 64)[0]["events"] == [0]
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"user_id,book_id,event\nu1,b1,view\ncaf\xe9,b1,view\nu3,b1,view\n")
+    columns, errors = _read(broken, 64)
+    assert columns["users"] == ["u1", "u3"] and errors == [
+        "broken.csv:3: undecodable bytes (the file must be UTF-8)"
+    ]
+
+
+def test_a_line_longer_than_a_read(tmp_path):
+    long_user = "u" * 5_000
+    path = tmp_path / "long.csv"
+    path.write_text(f"user_id,book_id,event\nu1,b1,view\n{long_user},b2,view\nu3,b3,view\n")
+    assert _read(path, 1)[0]["users"] == ["u1", long_user, "u3"]
