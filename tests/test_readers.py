@@ -169,3 +169,15 @@ def test_a_line_longer_than_a_read(tmp_path):
     path = tmp_path / "long.csv"
     path.write_text(f"user_id,book_id,event\nu1,b1,view\n{long_user},b2,view\nu3,b3,view\n")
     assert _read(path, 1)[0]["users"] == ["u1", long_user, "u3"]
+
+
+def test_gzipped_files_read_as_plain_ones(tmp_path):
+    import gzip
+
+    text = "\n".join([HEADER, *_lines(random.Random(3), 500)]) + "\n"
+    plain = tmp_path / "events.csv"
+    plain.write_text(text)
+    packed = tmp_path / "events.csv.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    assert _read(packed, 7) == _read(plain, 7)
+    assert len(_read(packed, 7)[0]["users"]) == 500

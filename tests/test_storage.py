@@ -322,3 +322,20 @@ def test_event_counts_snapshot_plus_what_arrived_after_it(repo):
     repo.conn.commit()
     assert "book_event_counts" not in _snapshot_names(repo)
     assert _count_table(repo.book_event_counts()) == {(b0, 0, None): 2, (b1, 2, None): 1}
+
+
+def test_sqlite_without_json1_loads_the_same(sqlite_url, monkeypatch):
+    """SQLite before 3.38 may lack the JSON functions: executemany does the same job."""
+    import bookrec.storage.sqlite as sqlite_backend
+
+    monkeypatch.setattr(sqlite_backend, "_has_json", lambda conn: False)
+    repo = open_repository(sqlite_url, create=True)
+    repo.migrate()
+    ids = _books(repo)
+    rows = [("u1", ids["0"], "rate", 4.0, 5.0), ("u1", ids["0"], "rate", 2.0, 5.0)]
+    result = _interactions(repo, [*rows, ("u2", ids["1"], "view", None, 6.0)])
+    assert (result.inserted, result.duplicates, result.new_users) == (2, 1, 2)
+    arrays = repo.load_interactions()
+    assert arrays.ratings[arrays.events == 3].tolist() == [4.0]
+    assert np.isnan(arrays.ratings[arrays.events == 0]).all()
+    repo.close()

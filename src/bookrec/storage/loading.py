@@ -31,7 +31,7 @@ class InteractionLoader(ABC):
     def __init__(self) -> None:
         self.result = InteractionLoadResult()
         self._user_ids: dict[str, int] = {}
-        self._created: list[int] = []  # ids of the users this load created
+        self._created: set[int] = set()  # ids of the users this load created
 
     @abstractmethod
     def add(self, batch: InteractionBatch) -> None: ...
@@ -59,7 +59,7 @@ class InteractionLoader(ABC):
             missing = [u for u in unknown if u not in known]
             created = self._create_users(missing) if missing else {}
             known.update(created)
-            self._created.extend(created.values())
+            self._created.update(created.values())
             self.result.new_users += len(created)
             if len(created) < len(missing):  # created by someone else meanwhile
                 known.update(self._find_users([u for u in missing if u not in created]))
@@ -67,7 +67,8 @@ class InteractionLoader(ABC):
 
     def created_by_this_load(self, user_ids: np.ndarray) -> np.ndarray:
         """Whether each user id is of a user this load created."""
-        return np.isin(user_ids, np.array(self._created, dtype=np.int64))
+        created = self._created.__contains__
+        return np.fromiter(map(created, user_ids.tolist()), dtype=bool, count=len(user_ids))
 
 
 def first_in_key_order(
