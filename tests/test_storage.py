@@ -339,3 +339,18 @@ def test_sqlite_without_json1_loads_the_same(sqlite_url, monkeypatch):
     assert arrays.ratings[arrays.events == 3].tolist() == [4.0]
     assert np.isnan(arrays.ratings[arrays.events == 0]).all()
     repo.close()
+
+
+def test_sqlite_loader_restores_the_connection_pragmas(sqlite_url):
+    repo = open_repository(sqlite_url, create=True)
+    repo.migrate()
+    ids = _books(repo)
+    before = [
+        repo.conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("foreign_keys", "temp_store")
+    ]
+    _interactions(repo, [("u1", ids["0"], "view", None, 1.0)])
+    loader = repo.interaction_loader()
+    loader.rollback()
+    after = [repo.conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("foreign_keys", "temp_store")]
+    assert after == before == [1, 2]
+    repo.close()

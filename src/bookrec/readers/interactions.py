@@ -121,10 +121,10 @@ def _fast_block(
     """A whole block validated column by column; None when any row needs the exact path."""
     fields = block.columns
     if fields is None:
-        rows = block.rows
-        if set(map(len, rows)) != {columns.width}:  # type: ignore[arg-type]
+        rows: list = block.rows
+        if set(map(len, rows)) != {columns.width}:
             return None
-        fields = [list(map(itemgetter(i), rows)) for i in range(columns.width)]  # type: ignore[arg-type]
+        fields = [list(map(itemgetter(i), rows)) for i in range(columns.width)]
     n_rows = len(fields[0])
 
     def column(index: int) -> list[str]:
@@ -146,18 +146,16 @@ def _fast_block(
         if None in codes:
             return None
         events = np.array(codes, dtype=np.int8)
-    ratings = _fast_ratings(column(columns.rating)) if columns.rating is not None else None
-    if ratings is None:
-        if columns.rating is not None:
-            return None
+    if columns.rating is None:
         ratings = np.full(n_rows, np.nan)
+    elif (ratings := _fast_ratings(column(columns.rating))) is None:
+        return None
     if np.isnan(ratings[events == _RATE]).any():
         return None
-    stamps = _fast_stamps(column(columns.timestamp), now) if columns.timestamp is not None else None
-    if stamps is None:
-        if columns.timestamp is not None:
-            return None
+    if columns.timestamp is None:
         stamps = np.full(n_rows, now)
+    elif (stamps := _fast_stamps(column(columns.timestamp), now)) is None:
+        return None
     if len(stamps) and (stamps.min() < EARLIEST or stamps.max() > now + MAX_FUTURE):
         return None
     return InteractionBatch(users, np.array(books, dtype=np.int64), events, ratings, stamps)

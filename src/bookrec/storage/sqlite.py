@@ -62,8 +62,14 @@ class SqliteInteractionLoader(InteractionLoader):
     def __init__(self, repo: SqliteRepository) -> None:
         super().__init__()
         self.conn = repo.conn
-        self._restore_foreign_keys = bool(self.conn.execute("PRAGMA foreign_keys").fetchone()[0])
+        self._restore_pragmas = {
+            name: self.conn.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("foreign_keys", "temp_store")
+        }
         self.conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction
+        # SQLite's temporary data of each batch's statement (~80 MB at 100k rows into a 3M-row
+        # table) in a temporary file instead of memory: measured as fast, with less RSS.
+        self.conn.execute("PRAGMA temp_store = FILE")
         self.conn.execute("BEGIN IMMEDIATE")
         self._insert = _json_insert if _has_json(self.conn) else _executemany_insert
         self._checked_books: set[int] = set()
@@ -122,8 +128,8 @@ class SqliteInteractionLoader(InteractionLoader):
         self._finish()
 
     def _finish(self) -> None:
-        if self._restore_foreign_keys:
-            self.conn.execute("PRAGMA foreign_keys = ON")
+        for name, value in self._restore_pragmas.items():
+            self.conn.execute(f"PRAGMA {name} = {int(value)}")
 
 
 def _has_json(conn: sqlite3.Connection) -> bool:
