@@ -46,6 +46,11 @@ class GnnSettings(BaseModel):
     window: int = Field(10, ge=1)
     epochs: int = Field(1, ge=1)
     negative: int = Field(5, ge=1)
+    sample: float | None = Field(
+        None,
+        ge=0,
+        description="skip-gram down-sampling of frequent nodes; unset: max(1e-4, 1 / nodes)",
+    )
     seed: int = 42
     workers: int = Field(0, ge=0, description="skip-gram workers; 0 = all cores")
     engine: Literal["builtin", "node2vec"] = "builtin"

@@ -66,6 +66,7 @@ class GnnParams:
     window: int = 10
     epochs: int = 1
     negative: int = 5
+    sample: float | None = None
     seed: int = 42
     workers: int = 0
     engine: str = "builtin"
@@ -447,8 +448,8 @@ def train_gnn(
         vectors = node2vec_package_embeddings(
             core.matrix, dim=params.dim, walk_length=params.walk_length,
             walks_per_node=params.walks_per_node, p=params.p, q=params.q, window=params.window,
-            epochs=params.epochs, negative=params.negative, seed=params.seed,
-            workers=params.workers or 1,
+            epochs=params.epochs, negative=params.negative, sample=params.sample,
+            seed=params.seed, workers=params.workers or 1,
         )  # fmt: skip
     else:
         from bookrec.algorithms.skipgram import train_skipgram
@@ -462,8 +463,8 @@ def train_gnn(
         )  # fmt: skip
         vectors = train_skipgram(
             walks, graph.n_nodes, dim=params.dim, window=params.window, epochs=params.epochs,
-            negative=params.negative, seed=params.seed, workers=params.workers or None,
-            on_epoch=lambda d, t: report("gnn skipgram", d, t),
+            negative=params.negative, sample=params.sample, seed=params.seed,
+            workers=params.workers or None, on_epoch=lambda d, t: report("gnn skipgram", d, t),
         )  # fmt: skip
     books = np.zeros((full.shape[1], params.dim), dtype=np.float32)
     books[_positions(full.book_ids, core.book_ids)] = vectors[core.shape[0] :]

@@ -32,7 +32,7 @@ def node2vec_package_embeddings(
     window: int = 5,
     epochs: int = 1,
     negative: int = 5,
-    sample: float = 1e-3,
+    sample: float | None = None,
     seed: int = 42,
     workers: int = 1,
     on_phase: Callable[[str], None] | None = None,
@@ -49,7 +49,7 @@ def node2vec_package_embeddings(
         from node2vec import Node2Vec
     except ImportError as error:
         raise Node2VecPackageMissing() from error
-    from bookrec.algorithms.skipgram import one_blas_thread, stable_hash
+    from bookrec.algorithms.skipgram import default_sample, one_blas_thread, stable_hash
 
     def phase(name: str) -> None:
         if on_phase is not None:
@@ -62,6 +62,8 @@ def node2vec_package_embeddings(
     graph.add_weighted_edges_from(
         zip(pairs.row.tolist(), (pairs.col + n_users).tolist(), pairs.data.tolist(), strict=True)
     )
+    if sample is None:
+        sample = default_sample(graph.number_of_nodes())  # the nodes with edges, as ours
     phase("walks")
     walker = Node2Vec(
         graph,

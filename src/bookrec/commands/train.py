@@ -72,6 +72,11 @@ def gnn(
     window: int = typer.Option(None, "--window", help="Skip-gram window [default: 10]."),
     epochs: int = typer.Option(None, "--epochs", help="Skip-gram epochs [default: 1]."),
     negative: int = typer.Option(None, "--negative", help="Negative samples [default: 5]."),
+    sample: float = typer.Option(
+        None,
+        "--sample",
+        help="Skip-gram down-sampling of frequent nodes [default: max(1e-4, 1 / nodes)].",
+    ),
     seed: int = SEED,
     workers: int = typer.Option(None, "--workers", help="Skip-gram threads; 0 = all cores."),
     engine: str = typer.Option(
@@ -86,7 +91,7 @@ def gnn(
     settings = load_settings(
         ctx, "gnn", dim=dim, min_interactions=min_interactions, walk_length=walk_length,
         walks_per_node=walks_per_node, p=p, q=q, window=window, epochs=epochs,
-        negative=negative, seed=seed, workers=workers, engine=engine,
+        negative=negative, sample=sample, seed=seed, workers=workers, engine=engine,
     )  # fmt: skip
     with repository(settings) as repo, phases(ctx, json_output) as progress:
         summary = train_gnn(repo, settings, progress, wait=wait)

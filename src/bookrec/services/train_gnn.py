@@ -72,7 +72,8 @@ def _builtin(weights, settings: Settings, phases: Phases) -> tuple[np.ndarray, d
     with phases.phase("skipgram", total=gnn.epochs) as update:
         vectors = train_skipgram(
             walks, graph.n_nodes, dim=gnn.dim, window=gnn.window, epochs=gnn.epochs,
-            negative=gnn.negative, seed=gnn.seed, workers=gnn.workers or None, on_epoch=update,
+            negative=gnn.negative, sample=gnn.sample, seed=gnn.seed,
+            workers=gnn.workers or None, on_epoch=update,
         )  # fmt: skip
     steps = int(walks.size)
     return vectors, {
@@ -95,7 +96,7 @@ def _node2vec_package(
         vectors = node2vec_package_embeddings(
             weights, dim=gnn.dim, walk_length=gnn.walk_length,
             walks_per_node=gnn.walks_per_node, p=gnn.p, q=gnn.q, window=gnn.window,
-            epochs=gnn.epochs, negative=gnn.negative, seed=gnn.seed,
+            epochs=gnn.epochs, negative=gnn.negative, sample=gnn.sample, seed=gnn.seed,
             workers=gnn.workers or default_workers(),
         )  # fmt: skip
     return vectors, {}
