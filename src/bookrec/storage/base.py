@@ -118,6 +118,9 @@ def _checked(family: str, sides: list[VectorSide]) -> list[VectorSide]:
         what = f"{family} {side} vectors"
         if vectors.ndim != 2 or len(ids) != len(vectors):
             raise JobFailedError(f"{what}: {len(ids)} ids but vectors of shape {vectors.shape}")
+        repeated = len(ids) - len(np.unique(ids))
+        if repeated:
+            raise JobFailedError(f"{what}: {repeated} ids repeat; nothing written")
         if not np.isfinite(vectors).all():
             raise JobFailedError(
                 f"{what}: the model produced NaN or infinite values; nothing written"
