@@ -422,7 +422,7 @@ class Repository(SnapshotStore, ABC):
                 p = self.param
                 sql = f"INSERT INTO model_artifacts VALUES ({p}, {p}, {p})"
                 self.conn.execute(sql, (run_id, name, data))
-            self._write_snapshots(family, sides, event_counts)
+            self._write_snapshots(family, sides, event_counts, clear_others)
             self._finish_run(run_id, "succeeded", run_result)
 
     @abstractmethod
