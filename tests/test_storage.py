@@ -282,7 +282,7 @@ def test_event_counts_snapshot_plus_what_arrived_after_it(repo):
     counts = count_book_events(repo.load_interactions())
     repo.replace_vectors(
         "gnn", repo.start_run("gnn", {}), {}, np.array([b0, b1]), np.ones((2, 2), np.float32),
-        event_counts=counts,
+        event_counts=lambda: counts,  # or the counts themselves
     )  # fmt: skip
     assert "book_event_counts" in _snapshot_names(repo)
     # Rows the snapshot holds are not counted twice; rows after it are added.
