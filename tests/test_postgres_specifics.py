@@ -1,6 +1,7 @@
 """What only the PostgreSQL backend does: interaction loads that check references themselves
 (foreign-key triggers off for their transaction) keep the plain path's guarantees; vector
-write-backs compress with lz4 and read back exactly."""
+write-backs compress with lz4, read back exactly, and store the same JSONB whether parallel
+workers convert it or not, leaving nothing behind when they fail."""
 
 from __future__ import annotations
 
@@ -154,3 +155,150 @@ def test_timestamps_are_stored_as_to_timestamp_stores_them(pg_url):
     ).fetchall()
     assert stored == [(True,)] * len(stamps)
     repo.close()
+
+
+def test_without_lz4_the_server_default_compresses(pg_url, monkeypatch):
+    from bookrec.storage.postgres import PostgresRepository
+
+    monkeypatch.setattr(PostgresRepository, "_vector_write_capabilities", lambda _: (False, True))
+    repo = open_repository(pg_url)
+    books = np.array(sorted(repo.book_id_map().values()))
+    vectors = np.random.default_rng(3).normal(size=(2, 256)).astype(np.float32)
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books, vectors)
+    methods = repo.conn.execute(
+        "SELECT DISTINCT pg_column_compression(gnn_vector) FROM books"
+    ).fetchall()
+    assert methods == repo.conn.execute("SHOW default_toast_compression").fetchall()
+    ids, from_json = repo._load_json_vectors(["gnn"], "books")["gnn"]
+    assert ids.tolist() == books.tolist() and np.array_equal(from_json, vectors)
+    repo.close()
+
+
+# Values whose JSON text is easy to get wrong: zeros (to_jsonb writes 0, not 0.0 or -0), the
+# smallest subnormal, the largest float32, and exponents numeric spells out in full.
+TRICKY = [0.0, -0.0, 1.0, -1.0, 0.1, 1e-7, 1e-45, 3.4028235e38, 1.1754944e-38, 123456.79]
+
+
+def _owner_role(pg_url, admin):
+    """A non-superuser role that owns the bookrec tables (it created them)."""
+    role = f"owner_{uuid.uuid4().hex[:8]}"
+    admin.execute(f"CREATE ROLE {role} LOGIN")
+    admin.execute("DROP SCHEMA public CASCADE")
+    admin.execute(f"CREATE SCHEMA public AUTHORIZATION {role}")
+    repo = open_repository(_as_role(pg_url, role))
+    repo.migrate()
+    repo.upsert_books([[BookRecord("a", "A"), BookRecord("b", "B")]])
+    repo.close()
+    return role
+
+
+def _table_writer_role(admin):
+    """A role that may read and write the tables but not create any in the schema."""
+    role = f"writer_{uuid.uuid4().hex[:8]}"
+    admin.execute(f"CREATE ROLE {role} LOGIN")
+    admin.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+    admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+    admin.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    return role
+
+
+WRITE_PATHS = {
+    # path: (staged for parallel workers?, session settings)
+    "parallel": (True, {}),
+    "parallel, non-superuser owner": (True, {}),
+    "parallel, but no worker free": (True, {"max_parallel_workers": "0"}),
+    "no CREATE privilege": (False, {}),
+    "parallel plans off": (False, {"max_parallel_workers_per_gather": "0"}),
+}
+
+
+@pytest.fixture(params=list(WRITE_PATHS))
+def vector_write_path(request, pg_url):
+    """(an open repository that writes vectors by that path, whether it stages for workers)."""
+    admin = psycopg.connect(pg_url, autocommit=True)
+    role = None
+    if request.param == "parallel, non-superuser owner":
+        role = _owner_role(pg_url, admin)
+    elif request.param == "no CREATE privilege":
+        role = _table_writer_role(admin)
+    repo = open_repository(_as_role(pg_url, role) if role else pg_url)
+    in_parallel, settings = WRITE_PATHS[request.param]
+    for name, value in settings.items():
+        repo.conn.execute(f"SET {name} = {value}")
+    yield repo, in_parallel
+    repo.close()
+    if role:
+        admin.execute("DROP SCHEMA public CASCADE")
+        admin.execute("CREATE SCHEMA public")
+        admin.execute(f"DROP OWNED BY {role}")
+        admin.execute(f"DROP ROLE {role}")
+    admin.close()
+
+
+def _recording_statements(repo) -> list[str]:
+    """The statements the repository runs from now on, each CREATE TABLE AS after its plan."""
+    statements: list[str] = []
+    execute = repo.conn.execute
+
+    def recording(query, *args, **kwargs):
+        if isinstance(query, str) and " AS SELECT " in query:
+            plan = execute(f"EXPLAIN {query}").fetchall()
+            statements.append("\n".join(line for (line,) in plan))
+        statements.append(str(query))
+        return execute(query, *args, **kwargs)
+
+    repo.conn.execute = recording
+    return statements
+
+
+def _leftover_tables(repo) -> list[str]:
+    rows = repo.conn.execute(
+        "SELECT relname FROM pg_class WHERE relname LIKE '%vectors%' AND relkind = 'r'"
+    )
+    return [r[0] for r in rows.fetchall()]
+
+
+def test_every_vector_write_path_stores_what_to_jsonb_stores(vector_write_path):
+    """Staged for parallel workers or not, with workers or without: the same JSONB text."""
+    repo, in_parallel = vector_write_path
+    books = np.array(sorted(repo.book_id_map().values()))
+    vectors = np.vstack([TRICKY, np.random.default_rng(5).normal(size=len(TRICKY))]).astype(
+        np.float32
+    )
+    statements = _recording_statements(repo)
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books, vectors)
+    assert any("CREATE UNLOGGED TABLE" in s for s in statements) is in_parallel
+    assert any("Workers Planned" in s for s in statements) is in_parallel
+    stored = repo.conn.execute("SELECT gnn_vector::text FROM books ORDER BY id").fetchall()
+    expected = [
+        repo.conn.execute("SELECT to_jsonb(%s::real[])::text", (v.tolist(),)).fetchone()
+        for v in vectors
+    ]
+    assert stored == expected
+    assert stored[0][0].startswith("[0, 0, 1, -1, 0.1, 0.0000001, 0.0000000000")
+    ids, from_json = repo._load_json_vectors(["gnn"], "books")["gnn"]
+    assert ids.tolist() == books.tolist() and np.array_equal(from_json, vectors)
+    assert _leftover_tables(repo) == []
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+@pytest.mark.parametrize("fails", ["during the COPY", "after the conversion"])
+def test_a_failing_vector_write_leaves_old_vectors_and_no_table(vector_write_path, fails, error):
+    repo, _ = vector_write_path
+    books = np.array(sorted(repo.book_id_map().values()))
+    old = np.ones((2, 4), np.float32)
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books, old)
+
+    def explode(*args):
+        raise error("injected failure")
+
+    if fails == "after the conversion":
+        repo._write_snapshots = explode
+    with pytest.raises(error, match="injected"):
+        repo.replace_vectors(
+            "gnn", repo.start_run("gnn", {}), {}, books, np.zeros((2, 4), np.float32),
+            on_progress=explode if fails == "during the COPY" else None,
+        )  # fmt: skip
+    ids, kept = repo._load_json_vectors(["gnn"], "books")["gnn"]
+    assert ids.tolist() == books.tolist() and np.array_equal(kept, old)
+    assert _leftover_tables(repo) == []

@@ -184,6 +184,16 @@ def test_failed_vector_write_leaves_old_vectors_and_no_partial_new_ones(repo):
     assert repo.runs("gnn")[0].status == "running"
 
 
+def test_repeated_ids_are_refused(repo):
+    ids = _books(repo, 2)
+    books = np.array([ids["0"], ids["1"], ids["0"]])
+    with pytest.raises(Exception, match="1 ids repeat"):
+        repo.replace_vectors(
+            "gnn", repo.start_run("gnn", {}), {}, books, np.ones((3, 2), np.float32)
+        )
+    assert repo.vector_stats("gnn", "books").with_vector == 0
+
+
 def test_nan_vectors_are_refused(repo):
     ids = _books(repo, 1)
     bad = np.array([[np.nan, 1.0]], dtype=np.float32)
@@ -310,7 +320,7 @@ def test_event_counts_snapshot_plus_what_arrived_after_it(repo):
     counts = count_book_events(repo.load_interactions())
     repo.replace_vectors(
         "gnn", repo.start_run("gnn", {}), {}, np.array([b0, b1]), np.ones((2, 2), np.float32),
-        event_counts=counts,
+        event_counts=lambda: counts,  # or the counts themselves
     )  # fmt: skip
     assert "book_event_counts" in _snapshot_names(repo)
     # Rows the snapshot holds are not counted twice; rows after it are added.

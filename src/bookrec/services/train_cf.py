@@ -6,7 +6,12 @@ import time
 from typing import Any
 
 from bookrec.progress import Phases
-from bookrec.services.training import load_training_data, recorded_run, run_result
+from bookrec.services.training import (
+    counting_book_events,
+    load_training_data,
+    recorded_run,
+    run_result,
+)
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
 
@@ -14,7 +19,6 @@ from bookrec.storage.base import Repository
 def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False):
     """Train and write back in one transaction; returns the run's summary."""
     from bookrec.algorithms.cf import fit_als, regularization_for
-    from bookrec.algorithms.scoring import count_book_events
 
     cf = settings.cf
     started = time.perf_counter()
@@ -45,17 +49,18 @@ def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool
             result = run_result(data, phases, metrics={"pairs": int(m.nnz)})
             with phases.phase("write", total=data.n_users + data.n_books) as update:
                 write_started = time.perf_counter()
-                repo.replace_vectors(
-                    "cf",
-                    run_id,
-                    result,
-                    book_ids=m.book_ids,
-                    book_vectors=factors.item_factors,
-                    user_ids=m.user_ids,
-                    user_vectors=factors.user_factors,
-                    on_progress=update,
-                    event_counts=count_book_events(data.interactions),
-                )
+                with counting_book_events(data.interactions) as event_counts:
+                    repo.replace_vectors(
+                        "cf",
+                        run_id,
+                        result,
+                        book_ids=m.book_ids,
+                        book_vectors=factors.item_factors,
+                        user_ids=m.user_ids,
+                        user_vectors=factors.user_factors,
+                        on_progress=update,
+                        event_counts=event_counts,
+                    )
                 write_seconds = time.perf_counter() - write_started
         # The write phase's own time is known only after its commit.
         repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})

@@ -8,14 +8,18 @@ from typing import Any
 import numpy as np
 
 from bookrec.progress import Phases
-from bookrec.services.training import load_training_data, recorded_run, run_result
+from bookrec.services.training import (
+    counting_book_events,
+    load_training_data,
+    recorded_run,
+    run_result,
+)
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
 
 
 def train_gnn(repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False):
     """Train and write back in one transaction; returns the run's summary."""
-    from bookrec.algorithms.scoring import count_book_events
     from bookrec.algorithms.skipgram import start_importing_gensim
 
     gnn = settings.gnn
@@ -35,10 +39,13 @@ def train_gnn(repo: Repository, settings: Settings, phases: Phases, *, wait: boo
                 vectors, stats = _builtin(m.matrix, settings, phases)
             book_vectors = vectors[data.n_users :]
             result = run_result(data, phases, metrics={"edges": int(m.nnz), **stats})
-            with phases.phase("write", total=data.n_books) as update:
+            with (
+                phases.phase("write", total=data.n_books) as update,
+                counting_book_events(data.interactions) as event_counts,
+            ):
                 repo.replace_vectors(
                     "gnn", run_id, result, book_ids=m.book_ids, book_vectors=book_vectors,
-                    on_progress=update, event_counts=count_book_events(data.interactions),
+                    on_progress=update, event_counts=event_counts,
                 )  # fmt: skip
         repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
     summary: dict[str, Any] = {

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from bookrec.domain import InteractionArrays
+from bookrec.domain import BookEventCounts, InteractionArrays
 from bookrec.errors import NotReadyError, scrub
 from bookrec.progress import Phases
 from bookrec.settings import Settings
@@ -93,3 +93,19 @@ def run_result(data: TrainingData, phases: Phases, metrics: dict[str, Any]) -> d
         "phases": dict(phases.seconds),
         "metrics": metrics,
     }
+
+
+@contextmanager
+def counting_book_events(
+    interactions: InteractionArrays,
+) -> Iterator[Callable[[], BookEventCounts]]:
+    """count_book_events on a thread of its own; yields the function that waits for them.
+
+    A write-back needs the counts only at its end and until then mostly waits for the
+    database, so counting meanwhile shortens it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bookrec.algorithms.scoring import count_book_events
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="count-book-events") as pool:
+        yield pool.submit(count_book_events, interactions).result

@@ -109,6 +109,9 @@ def _checked(family: str, sides: list[VectorSide]) -> list[VectorSide]:
         what = f"{family} {side} vectors"
         if vectors.ndim != 2 or len(ids) != len(vectors):
             raise JobFailedError(f"{what}: {len(ids)} ids but vectors of shape {vectors.shape}")
+        repeated = len(ids) - len(np.unique(ids))
+        if repeated:
+            raise JobFailedError(f"{what}: {repeated} ids repeat; nothing written")
         if not np.isfinite(vectors).all():
             raise JobFailedError(
                 f"{what}: the model produced NaN or infinite values; nothing written"
@@ -333,11 +336,14 @@ class Repository(SnapshotStore, ABC):
         user_vectors: np.ndarray | None = None,
         artifacts: dict[str, bytes] | None = None,
         on_progress: ProgressCallback | None = None,
-        event_counts: BookEventCounts | None = None,
+        event_counts: BookEventCounts | Callable[[], BookEventCounts] | None = None,
     ) -> None:
         """In one transaction: write the family's vectors, NULL it everywhere else, store the
         snapshots recommend reads (with `event_counts`, if given, for popularity) and mark the
-        run succeeded with run_result (finish_run's fields). Nothing changes on error."""
+        run succeeded with run_result (finish_run's fields). Nothing changes on error.
+
+        `event_counts` may be a function returning them, called once the vectors are written:
+        the caller can compute them meanwhile."""
         sides = [("books", book_ids, book_vectors)]
         if user_ids is not None and user_vectors is not None:
             sides.append(("users", user_ids, user_vectors))
@@ -374,7 +380,7 @@ class Repository(SnapshotStore, ABC):
         artifacts: dict[str, bytes] | None,
         on_progress: ProgressCallback | None,
         clear_others: bool,
-        event_counts: BookEventCounts | None,
+        event_counts: BookEventCounts | Callable[[], BookEventCounts] | None,
     ) -> None:
         """The one transaction of replace_vectors / update_vectors."""
         total = sum(len(ids) for _, ids, _ in sides)
@@ -394,7 +400,9 @@ class Repository(SnapshotStore, ABC):
                 p = self.param
                 sql = f"INSERT INTO model_artifacts VALUES ({p}, {p}, {p})"
                 self.conn.execute(sql, (run_id, name, data))
-            self._write_snapshots(family, sides, event_counts)
+            if callable(event_counts):
+                event_counts = event_counts()
+            self._write_snapshots(family, sides, event_counts, clear_others)
             self._finish_run(run_id, "succeeded", run_result)
 
     @abstractmethod

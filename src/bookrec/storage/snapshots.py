@@ -126,12 +126,19 @@ class SnapshotStore:
         )
 
     def _write_snapshots(
-        self, family: str, sides: list[VectorSide], event_counts: BookEventCounts | None
+        self,
+        family: str,
+        sides: list[VectorSide],
+        event_counts: BookEventCounts | None,
+        others_cleared: bool,
     ) -> None:
         """After a vector write, in its transaction: the family's books snapshot (read back
-        when only some books were written) and the event counts the trainer passed."""
+        when only some books were written: not others_cleared, and other books have vectors)
+        and the event counts the trainer passed."""
         written = {side: (ids, vectors) for side, ids, vectors in sides}
-        if "books" in written and len(written["books"][0]) == self._count_vectors(family):
+        if "books" in written and (
+            others_cleared or len(written["books"][0]) == self._count_vectors(family)
+        ):
             ids, vectors = written["books"]
         else:
             ids, vectors = self._load_json_vectors([family], "books")[family]
