@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
 
-from bookrec.algorithms.skipgram import train_skipgram, write_walks
+from bookrec.algorithms.skipgram import default_sample, train_skipgram, write_walks
 from bookrec.algorithms.walks import build_graph, random_walks
 
 
@@ -105,3 +105,13 @@ def test_seeded_single_worker_training_repeats_across_processes():
     other_seed = train_skipgram(walks, 300, dim=16, window=3, epochs=2, seed=8, workers=1)
     assert digests[0] == digests[1] == hashlib.sha256(here.tobytes()).hexdigest()
     assert not np.array_equal(here, other_seed)
+
+
+def test_down_sampling_defaults_to_1e4_but_spares_the_average_node_of_small_graphs():
+    assert default_sample(100_000) == 1e-4
+    assert default_sample(500) == 1 / 500
+    walks = np.random.default_rng(2).integers(0, 50, (200, 20)).astype(np.int32)
+    default = train_skipgram(walks, 50, dim=8, window=3, seed=3, workers=1)
+    explicit = train_skipgram(walks, 50, dim=8, window=3, seed=3, workers=1, sample=1 / 50)
+    thinned = train_skipgram(walks, 50, dim=8, window=3, seed=3, workers=1, sample=1e-4)
+    assert np.array_equal(default, explicit) and not np.array_equal(default, thinned)
