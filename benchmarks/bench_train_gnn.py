@@ -55,7 +55,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100k,1M")
     parser.add_argument("--backend", default="sqlite")
+    parser.add_argument(
+        "--sample", help="skip-gram down-sampling for both engines (default: bookrec's)"
+    )
     args = parser.parse_args()
+    settings = [*SETTINGS, *(["--sample", args.sample] if args.sample else [])]
     OUT.mkdir(exist_ok=True)
     from bookrec.synthetic import write_benchmark_csv
 
@@ -69,7 +73,7 @@ def main() -> None:
         run_bookrec(url, "ingest", "interactions", str(events))
         engines = ["builtin"] + (["node2vec"] if has_package and size == "100k" else [])
         for engine in engines:
-            result = run_bookrec(url, "train", "gnn", *SETTINGS, "--engine", engine, "--json")
+            result = run_bookrec(url, "train", "gnn", *settings, "--engine", engine, "--json")
             summary = result["json"]
             phases = ", ".join(f"{k} {v:.2f}s" for k, v in summary["phases"].items())
             rates = ""
