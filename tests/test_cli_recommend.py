@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -144,3 +147,41 @@ def test_answers_from_snapshots_equal_answers_from_the_columns(trained, tmp_path
         repo.close()
     assert [_recommend(trained, *q) for q in queries] == with_snapshots
     assert json.loads(trained.ok("similar", "g0-b1", "--space", "gnn", "--json").stdout) == similar
+
+
+PROCESS_STATE = """
+import atexit, gc, json, os, sys
+
+def report():
+    import threadpoolctl
+
+    blas = [p["num_threads"] for p in threadpoolctl.threadpool_info()
+            if p["internal_api"] == "openblas"]
+    state = {"gc": gc.isenabled(), "blas": blas, "env": os.environ.get("OPENBLAS_NUM_THREADS")}
+    sys.stderr.write("STATE " + json.dumps(state) + "\\n")
+
+atexit.register(report)
+from bookrec.cli import main
+sys.argv = ["bookrec", *sys.argv[1:]]
+main()
+"""
+
+
+def _process_state(*args: str) -> dict:
+    """The cyclic GC and OpenBLAS threads at the exit of a `bookrec` process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_", "OMP_"))}
+    run = subprocess.run(
+        [sys.executable, "-c", PROCESS_STATE, *args], capture_output=True, text=True, env=env
+    )
+    line = next(x for x in run.stderr.splitlines() if x.startswith("STATE "))
+    return json.loads(line.removeprefix("STATE "))
+
+
+def test_quick_commands_run_without_cyclic_gc_and_on_one_blas_thread(tmp_path):
+    url = f"sqlite:///{tmp_path / 'absent.db'}"  # exits 3, after the start-up being tested
+    for command in (["recommend", "u1"], ["similar", "b1"]):
+        assert _process_state("--database-url", url, *command) == {
+            "gc": False, "blas": [1], "env": "1"
+        }, command  # fmt: skip
+    training = _process_state("--database-url", url, "train", "cf")
+    assert training["gc"] is True and training["env"] is None
