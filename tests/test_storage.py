@@ -284,3 +284,11 @@ def test_event_counts_snapshot_plus_what_arrived_after_it(repo):
     repo.conn.commit()
     assert "book_event_counts" not in _snapshot_names(repo)
     assert _count_table(repo.book_event_counts()) == {(b0, 0, None): 2, (b1, 2, None): 1}
+
+
+def test_sqlite_reads_through_a_memory_map(sqlite_url):
+    repo = open_repository(sqlite_url, create=True)
+    try:
+        assert repo.conn.execute("PRAGMA mmap_size").fetchone()[0] >= 256 << 20
+    finally:
+        repo.close()
