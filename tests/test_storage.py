@@ -238,12 +238,15 @@ def test_snapshots_match_the_columns_and_die_with_any_other_write(repo):
     json_ids, from_json = repo._load_json_vectors(["gnn"], "books")["gnn"]
     assert snap_ids.tolist() == json_ids.tolist() == books.tolist()
     assert np.array_equal(snap, from_json) and np.array_equal(snap, vectors)
+    assert not snap.flags.writeable  # a view of the fetched bytes
 
     # Any other writer of the column (here plain SQL) drops the snapshot: readers see the change.
     repo.conn.execute(f"UPDATE books SET gnn_vector = NULL WHERE id = {books[0]}")
     repo.conn.commit()
     assert "books.gnn_vector" not in _snapshot_names(repo)
-    assert repo.load_vectors("gnn")[0].tolist() == books[1:].tolist()
+    json_ids, from_json = repo.load_vectors("gnn")
+    assert json_ids.tolist() == books[1:].tolist()
+    assert not json_ids.flags.writeable and not from_json.flags.writeable  # the same contract
 
     # A partial update (embed of new books) rebuilds the snapshot from the columns.
     repo.replace_vectors("content", repo.start_run("content", {}), {}, books[:2], vectors[:2])

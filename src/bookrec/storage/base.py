@@ -303,14 +303,15 @@ class Repository(SnapshotStore, ABC):
         return VectorStats(family, side, column, rows, sum(dims.values()), dims)
 
     def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:
-        """(ids, float32 matrix) of every row that has a vector of that family."""
+        """(ids, float32 matrix) of every row that has a vector of that family (read-only)."""
         return self.load_vector_families([family], side)[family]
 
     def load_vector_families(
         self, families: Sequence[str], side: str = "books"
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """load_vectors of several families: books from their snapshots where there is one,
-        the rest from the JSON columns in one scan of the table (rows are wide)."""
+        the rest from the JSON columns in one scan of the table (rows are wide). The arrays
+        are read-only either way: a snapshot's are views of the bytes the database sent."""
         loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if side == "books":
             for family in families:
@@ -319,7 +320,10 @@ class Repository(SnapshotStore, ABC):
                     loaded[family] = snapshot[:2]
         missing = [f for f in families if f not in loaded]
         if missing:
-            loaded |= self._load_json_vectors(missing, side)
+            from_json = self._load_json_vectors(missing, side)
+            for ids, vectors in from_json.values():
+                ids.flags.writeable = vectors.flags.writeable = False
+            loaded |= from_json
         return {family: loaded[family] for family in families}
 
     def _load_json_vectors(

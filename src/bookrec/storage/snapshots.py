@@ -79,7 +79,8 @@ class SnapshotStore:
     def _read_snapshot(
         self, name: str, dtype: type
     ) -> tuple[np.ndarray, np.ndarray, int | None] | None:
-        """(ids, n_rows × width array, max_interaction_id) of a snapshot, or None."""
+        """(ids, n_rows × width array, max_interaction_id) of a snapshot, or None. The arrays
+        are read-only views of the fetched bytes (on a little-endian machine: no copy)."""
         row = self._fetch_blobs(
             "SELECT n_rows, width, ids, data, max_interaction_id FROM snapshots"
             f" WHERE name = {self.param}",
@@ -89,9 +90,9 @@ class SnapshotStore:
             return None
         n_rows, width, ids, data, counted_to = row
         return (
-            np.frombuffer(ids, dtype="<i8").astype(np.int64),
+            np.frombuffer(ids, dtype="<i8").astype(np.int64, copy=False),
             np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"))
-            .astype(dtype)
+            .astype(dtype, copy=False)
             .reshape(n_rows, width),
             counted_to,
         )
