@@ -98,6 +98,22 @@ def test_unknown_user_and_missing_vectors(cli, tmp_path):
     assert popular["strategies_used"] == ["popular"]
 
 
+def test_books_without_any_vector_are_in_the_catalogue(trained, tmp_path):
+    """Every book counts, not only those with vectors (which can stand in for the book list
+    only when there is one for every book): with popularity in the hybrid, a bestseller that
+    no training has seen yet comes first."""
+    (tmp_path / "new.csv").write_text("external_id,title\nbestseller,Everyone reads it\n")
+    trained.ok("ingest", "books", str(tmp_path / "new.csv"), "--skip-embeddings")
+    readers = [f"g{g}-u{u}" for g in (0, 1) for u in range(20) if (g, u) != (0, 3)]
+    rows = "".join(f"{r},bestseller,{e},,\n" for r in readers for e in ("purchase", "like"))
+    (tmp_path / "reads.csv").write_text("user_id,book_id,event,rating,timestamp\n" + rows)
+    trained.ok("ingest", "interactions", str(tmp_path / "reads.csv"))
+    result = trained("recommend", "g0-u3", "--json", env={"BOOKREC_HYBRID_POPULAR": "100"})
+    assert result.exit_code == 0, result.stderr
+    first = json.loads(result.stdout)["recommendations"][0]
+    assert first["book"] == "bestseller" and first["strategies"] == ["popular"]
+
+
 def test_similar_in_each_space(trained):
     for space in ("content", "cf", "gnn"):
         result = json.loads(trained.ok("similar", "g0-b1", "--space", space, "--json").stdout)

@@ -223,6 +223,9 @@ class Repository(SnapshotStore, ABC):
         """external id -> database id of every book."""
         return dict(self.conn.execute("SELECT external_id, id FROM books").fetchall())
 
+    def count_books(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM books").fetchone()[0]
+
     def all_book_ids(self) -> np.ndarray:
         """The database id of every book, ascending (int64)."""
         # Unordered, the planner can read the ids from a narrow index instead of the wide rows.
