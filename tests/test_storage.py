@@ -295,3 +295,19 @@ def test_sqlite_reads_through_a_memory_map(sqlite_url):
         assert repo.conn.execute("PRAGMA mmap_size").fetchone()[0] >= 256 << 20
     finally:
         repo.close()
+
+
+def test_vector_families_from_snapshots_and_columns_in_one_call(repo):
+    books = np.array(sorted(_books(repo, 3).values()))
+    gnn = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=np.float32)
+    content = gnn[:2] * -1
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books, gnn)
+    repo.replace_vectors("content", repo.start_run("content", {}), {}, books[:2], content)
+    repo.conn.execute("DELETE FROM snapshots WHERE name = 'books.content_embedding'")
+    repo.conn.commit()
+    loaded = repo.load_vector_families(["content", "gnn", "cf"])
+    assert list(loaded) == ["content", "gnn", "cf"]
+    assert loaded["gnn"][0].tolist() == books.tolist() and np.array_equal(loaded["gnn"][1], gnn)
+    assert loaded["content"][0].tolist() == books[:2].tolist()
+    assert np.array_equal(loaded["content"][1], content)
+    assert len(loaded["cf"][0]) == 0

@@ -317,10 +317,9 @@ class Repository(SnapshotStore, ABC):
         are read-only either way: a snapshot's are views of the bytes the database sent."""
         loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if side == "books":
-            for family in families:
-                snapshot = self._read_snapshot(snapshot_name(family), np.float32)
-                if snapshot is not None:
-                    loaded[family] = snapshot[:2]
+            names = {snapshot_name(family): family for family in families}
+            for name, (ids, vectors, _) in self._read_snapshots(list(names), np.float32).items():
+                loaded[names[name]] = ids, vectors
         missing = [f for f in families if f not in loaded]
         if missing:
             from_json = self._load_json_vectors(missing, side)

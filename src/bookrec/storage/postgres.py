@@ -353,9 +353,9 @@ class PostgresRepository(Repository):
             f"UPDATE {side} t SET {column} = to_jsonb(s.v) FROM {staged} s WHERE t.id = s.id"
         )
 
-    def _fetch_blobs(self, sql: str, params: tuple) -> tuple | None:
+    def _fetch_blob_rows(self, sql: str, params: tuple) -> list[tuple]:
         # In binary format: bytea as text is hex, twice the bytes and 4x slower to read.
-        return self.conn.cursor(binary=True).execute(sql, params).fetchone()
+        return self.conn.cursor(binary=True).execute(sql, params).fetchall()
 
     def _has_lz4(self) -> bool:
         """Was this server built with lz4 TOAST compression (PostgreSQL 14+, --with-lz4)?"""
