@@ -35,16 +35,10 @@ class _Catalogue:
     def __init__(self, repo: Repository, families: list[str]) -> None:
         self.repo = repo
         self.loaded = repo.load_vector_families(families) if families else {}
-        self.book_ids = self._every_book_id()
-
-    def _every_book_id(self) -> np.ndarray:
-        """Ascending. Vectors belong to books, so a family with as many as there are books
-        has every book's id already (usually content: every book with a text has one)."""
-        if self.loaded:
-            ids = max((ids for ids, _ in self.loaded.values()), key=len)
-            if len(ids) == self.repo.count_books():
-                return ids
-        return self.repo.all_book_ids()
+        # Vectors belong to books: the family with the most (usually content, which every
+        # book with a text has) may hold every book's id already.
+        largest = max((ids for ids, _ in self.loaded.values()), key=len, default=None)
+        self.book_ids = repo.all_book_ids(known=largest)
 
     def columns(self, ids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.book_ids, ids)

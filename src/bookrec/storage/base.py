@@ -223,11 +223,10 @@ class Repository(SnapshotStore, ABC):
         """external id -> database id of every book."""
         return dict(self.conn.execute("SELECT external_id, id FROM books").fetchall())
 
-    def count_books(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM books").fetchone()[0]
-
-    def all_book_ids(self) -> np.ndarray:
-        """The database id of every book, ascending (int64)."""
+    def all_book_ids(self, known: np.ndarray | None = None) -> np.ndarray:
+        """The database id of every book, ascending (int64). `known`: ascending ids known to
+        be books' (those of loaded vectors); a backend that counts rows cheaply returns them
+        as they are when there are as many books."""
         # Unordered, the planner can read the ids from a narrow index instead of the wide rows.
         rows = self.conn.execute("SELECT id FROM books").fetchall()
         return np.sort(np.array([r[0] for r in rows], dtype=np.int64))

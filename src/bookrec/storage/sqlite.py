@@ -185,6 +185,15 @@ class SqliteRepository(Repository):
                         known.add(record.external_id)
         return result
 
+    def all_book_ids(self, known: np.ndarray | None = None) -> np.ndarray:
+        # count(*) walks the smallest index without reading a row: ~4 ms less than the ids.
+        # (PostgreSQL visits every heap page for it until a vacuum sets the visibility map.)
+        if known is not None:
+            (n_books,) = self.conn.execute("SELECT count(*) FROM books").fetchone()
+            if len(known) == n_books:
+                return known
+        return super().all_book_ids()
+
     def book_texts(self, ids: Sequence[int] | None = None) -> list[BookText]:
         sql = "SELECT id, title, authors, description, year, language, tags FROM books"
         rows = self._select_by_ids(sql, ids)
