@@ -165,7 +165,7 @@ def main() -> None:
 def _prepare_process(command: str | None) -> None:
     """Once the command is known, before it imports numpy: a quick command keeps the cyclic
     GC off and BLAS on one thread (OpenBLAS starts a thread per core at import, which spins
-    for ~0.1 s of CPU; a one-user answer has no matrix product worth a second thread). Every
+    for ~0.14 s of CPU; a one-user answer has no matrix product worth a second thread). Every
     other command gets the GC back, and all cores."""
     if not _owns_process:
         return
