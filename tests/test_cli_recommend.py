@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -95,6 +98,22 @@ def test_unknown_user_and_missing_vectors(cli, tmp_path):
     assert popular["strategies_used"] == ["popular"]
 
 
+def test_books_without_any_vector_are_in_the_catalogue(trained, tmp_path):
+    """Every book counts, not only those with vectors (which can stand in for the book list
+    only when there is one for every book): with popularity in the hybrid, a bestseller that
+    no training has seen yet comes first."""
+    (tmp_path / "new.csv").write_text("external_id,title\nbestseller,Everyone reads it\n")
+    trained.ok("ingest", "books", str(tmp_path / "new.csv"), "--skip-embeddings")
+    readers = [f"g{g}-u{u}" for g in (0, 1) for u in range(20) if (g, u) != (0, 3)]
+    rows = "".join(f"{r},bestseller,{e},,\n" for r in readers for e in ("purchase", "like"))
+    (tmp_path / "reads.csv").write_text("user_id,book_id,event,rating,timestamp\n" + rows)
+    trained.ok("ingest", "interactions", str(tmp_path / "reads.csv"))
+    result = trained("recommend", "g0-u3", "--json", env={"BOOKREC_HYBRID_POPULAR": "100"})
+    assert result.exit_code == 0, result.stderr
+    first = json.loads(result.stdout)["recommendations"][0]
+    assert first["book"] == "bestseller" and first["strategies"] == ["popular"]
+
+
 def test_similar_in_each_space(trained):
     for space in ("content", "cf", "gnn"):
         result = json.loads(trained.ok("similar", "g0-b1", "--space", space, "--json").stdout)
@@ -144,3 +163,41 @@ def test_answers_from_snapshots_equal_answers_from_the_columns(trained, tmp_path
         repo.close()
     assert [_recommend(trained, *q) for q in queries] == with_snapshots
     assert json.loads(trained.ok("similar", "g0-b1", "--space", "gnn", "--json").stdout) == similar
+
+
+PROCESS_STATE = """
+import atexit, gc, json, os, sys
+
+def report():
+    import threadpoolctl
+
+    blas = [p["num_threads"] for p in threadpoolctl.threadpool_info()
+            if p["internal_api"] == "openblas"]
+    state = {"gc": gc.isenabled(), "blas": blas, "env": os.environ.get("OPENBLAS_NUM_THREADS")}
+    sys.stderr.write("STATE " + json.dumps(state) + "\\n")
+
+atexit.register(report)
+from bookrec.cli import main
+sys.argv = ["bookrec", *sys.argv[1:]]
+main()
+"""
+
+
+def _process_state(*args: str) -> dict:
+    """The cyclic GC and OpenBLAS threads at the exit of a `bookrec` process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_", "OMP_"))}
+    run = subprocess.run(
+        [sys.executable, "-c", PROCESS_STATE, *args], capture_output=True, text=True, env=env
+    )
+    line = next(x for x in run.stderr.splitlines() if x.startswith("STATE "))
+    return json.loads(line.removeprefix("STATE "))
+
+
+def test_quick_commands_run_without_cyclic_gc_and_on_one_blas_thread(tmp_path):
+    url = f"sqlite:///{tmp_path / 'absent.db'}"  # exits 3, after the start-up being tested
+    for command in (["recommend", "u1"], ["similar", "b1"]):
+        assert _process_state("--database-url", url, *command) == {
+            "gc": False, "blas": [1], "env": "1"
+        }, command  # fmt: skip
+    training = _process_state("--database-url", url, "train", "cf")
+    assert training["gc"] is True and training["env"] is None

@@ -286,12 +286,15 @@ def test_snapshots_match_the_columns_and_die_with_any_other_write(repo):
     json_ids, from_json = repo._load_json_vectors(["gnn"], "books")["gnn"]
     assert snap_ids.tolist() == json_ids.tolist() == books.tolist()
     assert np.array_equal(snap, from_json) and np.array_equal(snap, vectors)
+    assert not snap.flags.writeable  # a view of the fetched bytes
 
     # Any other writer of the column (here plain SQL) drops the snapshot: readers see the change.
     repo.conn.execute(f"UPDATE books SET gnn_vector = NULL WHERE id = {books[0]}")
     repo.conn.commit()
     assert "books.gnn_vector" not in _snapshot_names(repo)
-    assert repo.load_vectors("gnn")[0].tolist() == books[1:].tolist()
+    json_ids, from_json = repo.load_vectors("gnn")
+    assert json_ids.tolist() == books[1:].tolist()
+    assert not json_ids.flags.writeable and not from_json.flags.writeable  # the same contract
 
     # A partial update (embed of new books) rebuilds the snapshot from the columns.
     repo.replace_vectors("content", repo.start_run("content", {}), {}, books[:2], vectors[:2])
@@ -364,3 +367,27 @@ def test_sqlite_loader_restores_the_connection_pragmas(sqlite_url):
     after = [repo.conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("foreign_keys", "temp_store")]
     assert after == before == [1, 2]
     repo.close()
+
+
+def test_sqlite_reads_through_a_memory_map(sqlite_url):
+    repo = open_repository(sqlite_url, create=True)
+    try:
+        assert repo.conn.execute("PRAGMA mmap_size").fetchone()[0] >= 256 << 20
+    finally:
+        repo.close()
+
+
+def test_vector_families_from_snapshots_and_columns_in_one_call(repo):
+    books = np.array(sorted(_books(repo, 3).values()))
+    gnn = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=np.float32)
+    content = gnn[:2] * -1
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books, gnn)
+    repo.replace_vectors("content", repo.start_run("content", {}), {}, books[:2], content)
+    repo.conn.execute("DELETE FROM snapshots WHERE name = 'books.content_embedding'")
+    repo.conn.commit()
+    loaded = repo.load_vector_families(["content", "gnn", "cf"])
+    assert list(loaded) == ["content", "gnn", "cf"]
+    assert loaded["gnn"][0].tolist() == books.tolist() and np.array_equal(loaded["gnn"][1], gnn)
+    assert loaded["content"][0].tolist() == books[:2].tolist()
+    assert np.array_equal(loaded["content"][1], content)
+    assert len(loaded["cf"][0]) == 0

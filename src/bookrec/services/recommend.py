@@ -34,17 +34,23 @@ class _Catalogue:
 
     def __init__(self, repo: Repository, families: list[str]) -> None:
         self.repo = repo
-        self.book_ids = repo.all_book_ids()
         self.loaded = repo.load_vector_families(families) if families else {}
+        # Vectors belong to books: the family with the most (usually content, which every
+        # book with a text has) may hold every book's id already.
+        largest = max((ids for ids, _ in self.loaded.values()), key=len, default=None)
+        self.book_ids = repo.all_book_ids(known=largest)
 
     def columns(self, ids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.book_ids, ids)
 
     def vectors(self, family: str) -> np.ndarray | None:
-        """(n_books, d) with zero rows for books without a vector; None if none has one."""
+        """(n_books, d) with zero rows for books without a vector; None if none has one.
+        Read-only where every book has one (the loaded array itself)."""
         ids, vectors = self.loaded[family]
         if len(ids) == 0:
             return None
+        if np.array_equal(ids, self.book_ids):
+            return vectors
         aligned = np.zeros((len(self.book_ids), vectors.shape[1]), dtype=np.float32)
         aligned[self.columns(ids)] = vectors
         return aligned

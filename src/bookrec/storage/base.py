@@ -201,8 +201,10 @@ class Repository(SnapshotStore, ABC):
         """external id -> database id of every book."""
         return dict(self.conn.execute("SELECT external_id, id FROM books").fetchall())
 
-    def all_book_ids(self) -> np.ndarray:
-        """The database id of every book, ascending (int64)."""
+    def all_book_ids(self, known: np.ndarray | None = None) -> np.ndarray:
+        """The database id of every book, ascending (int64). `known`: ascending ids known to
+        be books' (those of loaded vectors); a backend that counts rows cheaply returns them
+        as they are when there are as many books."""
         # Unordered, the planner can read the ids from a narrow index instead of the wide rows.
         rows = self.conn.execute("SELECT id FROM books").fetchall()
         return np.sort(np.array([r[0] for r in rows], dtype=np.int64))
@@ -281,23 +283,26 @@ class Repository(SnapshotStore, ABC):
         return VectorStats(family, side, column, rows, sum(dims.values()), dims)
 
     def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:
-        """(ids, float32 matrix) of every row that has a vector of that family."""
+        """(ids, float32 matrix) of every row that has a vector of that family (read-only)."""
         return self.load_vector_families([family], side)[family]
 
     def load_vector_families(
         self, families: Sequence[str], side: str = "books"
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """load_vectors of several families: books from their snapshots where there is one,
-        the rest from the JSON columns in one scan of the table (rows are wide)."""
+        the rest from the JSON columns in one scan of the table (rows are wide). The arrays
+        are read-only either way: a snapshot's are views of the bytes the database sent."""
         loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if side == "books":
-            for family in families:
-                snapshot = self._read_snapshot(snapshot_name(family), np.float32)
-                if snapshot is not None:
-                    loaded[family] = snapshot[:2]
+            names = {snapshot_name(family): family for family in families}
+            for name, (ids, vectors, _) in self._read_snapshots(list(names), np.float32).items():
+                loaded[names[name]] = ids, vectors
         missing = [f for f in families if f not in loaded]
         if missing:
-            loaded |= self._load_json_vectors(missing, side)
+            from_json = self._load_json_vectors(missing, side)
+            for ids, vectors in from_json.values():
+                ids.flags.writeable = vectors.flags.writeable = False
+            loaded |= from_json
         return {family: loaded[family] for family in families}
 
     def _load_json_vectors(

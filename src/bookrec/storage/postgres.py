@@ -474,9 +474,9 @@ class PostgresRepository(Repository):
             f"UPDATE {side} t SET {column} = c.vector FROM {converted} c WHERE t.id = c.id"
         )
 
-    def _fetch_blobs(self, sql: str, params: tuple) -> tuple | None:
+    def _fetch_blob_rows(self, sql: str, params: tuple) -> list[tuple]:
         # In binary format: bytea as text is hex, twice the bytes and 4x slower to read.
-        return self.conn.cursor(binary=True).execute(sql, params).fetchone()
+        return self.conn.cursor(binary=True).execute(sql, params).fetchall()
 
     def _vector_write_capabilities(self) -> tuple[bool, bool]:
         """(Has this server lz4 TOAST compression (PostgreSQL 14+, --with-lz4)? May this role
