@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bookrec.domain import EVENTS, InteractionBatch
+from bookrec.domain import InteractionBatch
 
 
 @dataclass
@@ -82,11 +82,6 @@ def first_in_key_order(
     keys = (user_ids[order], book_ids[order], events[order], times[order])
     repeats = np.logical_and.reduce([k[1:] == k[:-1] for k in keys])
     return order[np.concatenate(([True], ~repeats))]
-
-
-def event_names(codes: np.ndarray) -> np.ndarray:
-    """The event names of event codes, as a numpy bytes array."""
-    return np.array([name.encode() for name in EVENTS])[codes]
 
 
 class KeyFilter:

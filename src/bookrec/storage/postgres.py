@@ -151,7 +151,8 @@ class PostgresInteractionLoader(InteractionLoader):
         )  # fmt: skip
         columns = (user_ids, batch.book_ids, batch.events, batch.ratings, micros)
         direct_payload = _interactions_copy_payload(*(c[order[direct]] for c in columns))
-        # Only now, as it waits for the last batch's COPY: the work above ran beside it.
+        # The database work comes last: it waits for the last batch's COPY, which the work
+        # above ran beside.
         if self._checks_references:
             self._lock_books(batch.book_ids)
         if not direct.all():
