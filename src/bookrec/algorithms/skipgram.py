@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
-import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -20,17 +18,6 @@ def default_workers() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
-
-
-def start_importing_gensim() -> None:
-    """Import gensim (0.5-1 s, scipy included) on a background thread, so that whatever runs
-    before train_skipgram runs beside it; train_skipgram's import waits for it."""
-    threading.Thread(target=_import_gensim, name="bookrec-import-gensim", daemon=True).start()
-
-
-def _import_gensim() -> None:
-    with contextlib.suppress(ImportError):  # train_skipgram's own import then says what is wrong
-        import gensim.models  # noqa: F401
 
 
 def train_skipgram(

@@ -20,11 +20,8 @@ from bookrec.storage.base import Repository
 
 def train_gnn(repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False):
     """Train and write back in one transaction; returns the run's summary."""
-    from bookrec.algorithms.skipgram import start_importing_gensim
-
     gnn = settings.gnn
     started = time.perf_counter()
-    start_importing_gensim()  # both engines' skip-gram needs it; it loads beside the data
     with repo.training_lock("gnn", wait=wait):
         data = load_training_data(
             repo, settings, phases,
