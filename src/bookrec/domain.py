@@ -41,6 +41,11 @@ class InteractionArrays:
         return len(self.user_ids)
 
 
+# One validated interaction: (user external id, book database id, event name, rating or None,
+# epoch seconds)
+InteractionRow = tuple[str, int, str, float | None, float]
+
+
 @dataclass(frozen=True, eq=False)
 class InteractionBatch:
     """Validated interaction rows of an input file, in file order, as parallel columns.
@@ -59,8 +64,7 @@ class InteractionBatch:
         return len(self.users)
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[str, int, str, float | None, float]]) -> InteractionBatch:
-        """From rows of (user external id, book id, event name, rating or None, epoch)."""
+    def from_rows(cls, rows: list[InteractionRow]) -> InteractionBatch:
         import numpy as np
 
         users, books, events, ratings, stamps = zip(*rows, strict=True) if rows else ([],) * 5

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from bookrec.domain import EVENT_CODES, EVENTS, RATING_MAX, RATING_MIN, InteractionBatch
+from bookrec.domain import (
+    EVENT_CODES,
+    EVENTS,
+    RATING_MAX,
+    RATING_MIN,
+    InteractionBatch,
+    InteractionRow,
+)
 from bookrec.errors import InputError
 from bookrec.readers.common import (
     Block,
@@ -34,9 +41,6 @@ from bookrec.readers.common import (
     text_value,
 )
 from bookrec.readers.timestamps import iso_column_seconds
-
-# (user external id, book database id, event name, rating or None, epoch seconds)
-InteractionRow = tuple[str, int, str, float | None, float]
 
 USER_ALIASES = ("user_id", "user")
 BOOK_ALIASES = ("book_id", "book")

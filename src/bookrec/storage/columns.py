@@ -1,8 +1,11 @@
-"""Names shared by the SQL of every backend: vector columns and the event-code expression."""
+"""Names shared by the SQL of every backend: vector columns, the columns an interaction load
+writes, and the event-code expression."""
 
 from __future__ import annotations
 
 from bookrec.domain import EVENT_CODES, VECTOR_FAMILIES
+
+INTERACTION_COLUMNS = "user_id, book_id, event, rating, occurred_at"  # what a load writes
 
 
 def vector_column(family: str, side: str) -> str:

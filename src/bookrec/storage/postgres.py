@@ -22,7 +22,7 @@ from bookrec.storage.base import (
     TrainingRun,
     interaction_arrays,
 )
-from bookrec.storage.columns import event_code_sql
+from bookrec.storage.columns import INTERACTION_COLUMNS, event_code_sql
 from bookrec.storage.loading import (
     InteractionLoader,
     InteractionLoadResult,
@@ -34,7 +34,6 @@ VECTOR_CHUNK = 5000
 BOOK_FIELDS = ("title", "authors", "description", "isbn", "year", "language", "tags", "metadata")
 TEXT_FIELDS = ("title", "authors", "description", "year", "language", "tags")
 MIGRATION_LOCK_KEY = "bookrec:migrate"
-INTERACTION_COLUMNS = "user_id, book_id, event, rating, occurred_at"
 POSTGRES_EPOCH = 946_684_800.0  # 2000-01-01 in Unix seconds: where timestamptz counts from
 
 

@@ -24,7 +24,7 @@ from bookrec.storage.base import (
     TrainingRun,
     interaction_arrays,
 )
-from bookrec.storage.columns import event_code_sql
+from bookrec.storage.columns import INTERACTION_COLUMNS, event_code_sql
 from bookrec.storage.loading import (
     InteractionLoader,
     InteractionLoadResult,
@@ -41,7 +41,6 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-INTERACTION_COLUMNS = "user_id, book_id, event, rating, occurred_at"
 SQL_VARIABLES = 900  # bound parameters per statement: below SQLite's oldest limit (999)
 _EVENT_OF_CODE = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(EVENTS))
 INSERT_FROM_JSON = (
@@ -144,8 +143,8 @@ def _has_json(conn: sqlite3.Connection) -> bool:
 def _json_insert(conn: sqlite3.Connection, table: np.ndarray) -> int:
     """Rows of (user id, book id, event code, rating or NaN, epoch) in one statement."""
     # NaN ratings become JSON null (NULL); floats keep every digit (shortest round trip).
-    rows = orjson.dumps(table, option=orjson.OPT_SERIALIZE_NUMPY)
-    return conn.execute(INSERT_FROM_JSON, (rows,)).rowcount
+    # Bound as text: SQLite 3.45+ reads a BLOB argument as its binary JSONB format.
+    return conn.execute(INSERT_FROM_JSON, (_json(table),)).rowcount
 
 
 def _executemany_insert(conn: sqlite3.Connection, table: np.ndarray) -> int:
