@@ -103,7 +103,7 @@ def _scenario(cli, tmp_path: Path) -> list[tuple[str, list[str]]]:
         (
             "evaluate-json",
             ["evaluate", "--k", "5", "--split", "leave-last", *MODEL_OPTIONS, "--json"],
-        ),  # noqa: E501
+        ),
         ("evaluate-bad-strategy", ["evaluate", "--strategies", "cf,magic"]),
         ("config", ["config"]),
         ("config-json", ["config", "--json"]),
