@@ -135,9 +135,12 @@ def test_errors_carry_fields_and_no_command_line_hints(db_url, planted_files):
         with pytest.raises(NoUserVectorError) as no_vector:
             db.recommend("newbie", strategy="cf")
         assert no_vector.value.family == "cf" and no_vector.value.exit_code == 3
-        with db.repo.training_lock("cf"), bookrec.open(db_url) as other:
-            with pytest.raises(LockBusyError) as busy:
-                other.train_cf()
+        with (
+            db.repo.training_lock("cf"),
+            bookrec.open(db_url) as other,
+            pytest.raises(LockBusyError) as busy,
+        ):
+            other.train_cf()
         assert busy.value.job == "train cf" and "--wait" not in str(busy.value)
 
 

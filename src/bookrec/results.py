@@ -47,58 +47,54 @@ class EmbedResult:
 
 
 @dataclass(frozen=True)
-class BookIngestResult:
-    """`ingest books`: rows read and rejected, books added / updated / unchanged, and the
-    content run that embedded the new and changed ones."""
+class _FileLoad:
+    """What every ingest reports: the file, its rows read and rejected, the seconds taken."""
 
     file: str
     rows_read: int
     rejected: int
     seconds: float
+
+    def details(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        common = {name: getattr(self, name) for name in ("file", "rows_read", "rejected")}
+        return {**common, "seconds": self.seconds, "details": self.details()}
+
+
+@dataclass(frozen=True)
+class BookIngestResult(_FileLoad):
+    """`ingest books`: books added / updated / unchanged, and the content run that embedded
+    the new and changed ones."""
+
     inserted: int
     updated: int
     unchanged: int
     changed_book_ids: tuple[int, ...] = field(repr=False)
     embeddings: EmbedResult | None = None
 
+    def details(self) -> dict[str, Any]:
+        return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged}
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "rows_read": self.rows_read,
-            "rejected": self.rejected,
-            "seconds": self.seconds,
-            "details": {
-                "inserted": self.inserted,
-                "updated": self.updated,
-                "unchanged": self.unchanged,
-            },
-            "embeddings": self.embeddings.to_dict() if self.embeddings else None,
-        }
+        embeddings = self.embeddings.to_dict() if self.embeddings else None
+        return {**super().to_dict(), "embeddings": embeddings}
 
 
 @dataclass(frozen=True)
-class InteractionIngestResult:
-    """`ingest interactions`: rows read and rejected, interactions added, duplicates, users."""
+class InteractionIngestResult(_FileLoad):
+    """`ingest interactions`: interactions added, duplicates skipped, users created."""
 
-    file: str
-    rows_read: int
-    rejected: int
-    seconds: float
     inserted: int
     duplicates: int
     new_users: int
 
-    def to_dict(self) -> dict[str, Any]:
+    def details(self) -> dict[str, Any]:
         return {
-            "file": self.file,
-            "rows_read": self.rows_read,
-            "rejected": self.rejected,
-            "seconds": self.seconds,
-            "details": {
-                "inserted": self.inserted,
-                "duplicates": self.duplicates,
-                "new_users": self.new_users,
-            },
+            "inserted": self.inserted,
+            "duplicates": self.duplicates,
+            "new_users": self.new_users,
         }
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bookrec.algorithms import scoring
-from bookrec.algorithms.matrix import InteractionMatrix, WeightScheme, build_matrix
+from bookrec.algorithms.matrix import InteractionMatrix, WeightScheme, build_matrix, positions
 from bookrec.algorithms.split import SplitSummary
 from bookrec.domain import EVENT_CODES, BookText, InteractionArrays
 from bookrec.errors import EmptySplitError
@@ -111,7 +111,7 @@ def make_holdout(
     shape = (len(users), len(catalogue))
 
     def pairs(user_ids: np.ndarray, book_ids: np.ndarray) -> sp.csr_matrix:
-        rows, cols = _positions(users, user_ids), _positions(catalogue, book_ids)
+        rows, cols = positions(users, user_ids), positions(catalogue, book_ids)
         inside = (rows >= 0) & (cols >= 0)
         return seen_matrix(rows[inside], cols[inside], shape)
 
@@ -157,12 +157,3 @@ def _subset(data: InteractionArrays, mask: np.ndarray) -> InteractionArrays:
         timestamps=np.asarray(data.timestamps)[mask],
         max_interaction_id=data.max_interaction_id,
     )
-
-
-def _positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Index of each id in sorted_ids, -1 where absent."""
-    ids = np.asarray(ids, dtype=np.int64)
-    if len(sorted_ids) == 0:
-        return np.full(len(ids), -1, dtype=np.int64)
-    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-    return np.where(sorted_ids[at] == ids, at, -1).astype(np.int64)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from bookrec.algorithms.matrix import positions
 from bookrec.errors import NotEnoughDataError
 
 if TYPE_CHECKING:
@@ -66,15 +67,6 @@ def align_rows(ids: np.ndarray, rows: np.ndarray, catalogue: np.ndarray) -> np.n
     at = positions(catalogue, ids)
     aligned[at[at >= 0]] = rows[at >= 0]
     return aligned
-
-
-def positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Index of each id in the ascending `sorted_ids`, -1 where absent."""
-    ids = np.asarray(ids, dtype=np.int64)
-    if len(sorted_ids) == 0:
-        return np.full(len(ids), -1, dtype=np.int64)
-    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-    return np.where(sorted_ids[at] == ids, at, -1).astype(np.int64)
 
 
 def training_core(

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bookrec.algorithms.matrix import InteractionMatrix
+from bookrec.algorithms.matrix import InteractionMatrix, positions
 from bookrec.algorithms.scoring import cf_scores
-from bookrec.models.base import UserBatch, align_rows, positions, training_core
+from bookrec.models.base import UserBatch, align_rows, training_core
 from bookrec.settings import CfSettings
 
 
