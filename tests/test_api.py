@@ -149,3 +149,18 @@ def test_the_public_names():
     assert bookrec.open is bookrec.api.open
     with pytest.raises(AttributeError):
         _ = bookrec.nothing_here
+
+
+def test_the_readme_example_runs(tmp_path, planted_files, capsys, monkeypatch):
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python API", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    books, events = planted_files
+    monkeypatch.chdir(tmp_path)
+    books.rename(tmp_path / "books.csv")
+    events.rename(tmp_path / "events.csv")
+    exec(compile(code.replace('"u42"', '"g0-u3"'), "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "40" and len(printed) >= 6
