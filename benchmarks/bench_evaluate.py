@@ -21,8 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bookrec.algorithms.evaluation import METRICS, STRATEGIES, evaluate
 from bookrec.domain import BookText, InteractionArrays
+from bookrec.models import STRATEGIES
+from bookrec.models.evaluate import evaluate
+from bookrec.results import METRICS
+from bookrec.settings import Settings
 from bookrec.synthetic import SyntheticInteractions, bundled_books_path
 
 GOODBOOKS = Path(__file__).resolve().parents[2] / "shared/data/goodbooks-10k/books.csv"
@@ -104,7 +107,10 @@ def main(argv: list[str] | None = None) -> None:
         interactions = benchmark_data(args.interactions, args.users, args.clusters)
     books = goodbooks_texts()
     prepared = time.perf_counter() - started
-    report = evaluate(interactions, books, split=args.split, strategies=args.strategies.split(","))
+    report = evaluate(
+        interactions, books, Settings.defaults(), split=args.split,
+        strategies=args.strategies.split(","),
+    )  # fmt: skip
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         return

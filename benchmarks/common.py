@@ -19,7 +19,9 @@ BOOKREC = [sys.executable, "-m", "bookrec", "--quiet"]
 
 
 def fresh_database(backend: str, name: str) -> str:
-    """URL of a new, empty database of the backend (schema created)."""
+    """URL of a new, empty database of the backend (schema created). BOOKREC_BENCH_PREFIX, if
+    set, is put before the name, so that benchmarks run side by side do not share a database."""
+    name = os.environ.get("BOOKREC_BENCH_PREFIX", "") + name
     if backend == "sqlite":
         path = OUT / f"{name}.db"
         for leftover in OUT.glob(f"{name}.db*"):

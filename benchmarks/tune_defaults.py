@@ -22,28 +22,24 @@ import itertools
 import json
 import math
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 from bench_evaluate import benchmark_data, demo_data, goodbooks_texts
 
 from bookrec.algorithms import scoring
-from bookrec.algorithms.evaluation import (
-    CfParams,
-    ContentParams,
-    GnnParams,
-    Holdout,
-    HybridWeights,
-    ScoringOptions,
-    TrainedModels,
-    content_vectors,
-    make_holdout,
-    score_functions,
-    train_gnn,
-    train_models,
-)
+from bookrec.algorithms.evaluation import Holdout, make_holdout
 from bookrec.algorithms.matrix import k_core
+from bookrec.models.base import BookVectors
+from bookrec.models.cf import cf_core, fit_cf
+from bookrec.models.content import content_documents, fit_content
+from bookrec.models.embedding import EmbeddingModel
+from bookrec.models.evaluate import score_function
+from bookrec.models.gnn import fit_gnn, gnn_core
+from bookrec.models.hybrid import HybridModel
+from bookrec.models.popular import PopularModel
+from bookrec.progress import Phases
+from bookrec.settings import CfSettings, ContentSettings, GnnSettings
 
 CACHE = Path(__file__).resolve().parent / "out" / "tune-cache"
 
@@ -68,7 +64,7 @@ class Bench:
         core = k_core(self.held.full, 2, 2)
         self.core_pairs = core.nnz
         self.pairs_per_user = core.nnz / core.shape[0]
-        self._content: np.ndarray | None = None
+        self._content: BookVectors | None = None
         print(
             f"# {name}: {self.held.full.shape[0]:,} users, {self.held.full.nnz:,} pairs, "
             f"{self.pairs_per_user:.1f} pairs/user in the cf 2-core, "
@@ -80,35 +76,39 @@ class Bench:
         metrics, _ = self.held.measure(fn, 10)
         return metrics["ndcg"], metrics["recall"], time.perf_counter() - started
 
-    def measure_cf(self, params: CfParams) -> tuple[float, float, float]:
+    def measure_cf(self, params: CfSettings) -> tuple[float, float, float]:
         started = time.perf_counter()
-        fn = score_functions(self.cf_models(params), self.held)["cf"]
-        ndcg, recall, _ = self.measure(fn)
+        ndcg, recall, _ = self.measure(score_function(self.cf_model(params), self.held))
         return ndcg, recall, time.perf_counter() - started
 
-    def cf_models(self, params: CfParams) -> TrainedModels:
-        return train_models(self.held, self.books, {"cf"}, cf=params)
+    def cf_model(self, params: CfSettings):
+        fit = fit_cf(cf_core(self.held.full, params), params)
+        return fit.vectors.model(self.held.catalogue)
 
-    def gnn_vectors(self, params: GnnParams) -> np.ndarray:
-        key = hashlib.sha1(json.dumps([self.name, asdict(params)]).encode()).hexdigest()[:12]
-        path = self.cache / f"gnn-{self.name}-{key}.npy"
+    def gnn_vectors(self, params: GnnSettings) -> BookVectors:
+        key = hashlib.sha1(json.dumps([self.name, params.model_dump()]).encode()).hexdigest()[:12]
+        path = self.cache / f"gnn-{self.name}-{key}.npz"
         if path.is_file():
-            return np.load(path)
+            saved = np.load(path)
+            return BookVectors("gnn", saved["ids"], saved["vectors"])
         started = time.perf_counter()
-        vectors = train_gnn(self.held.full, params)
-        print(f"  (gnn trained in {time.perf_counter() - started:.1f} s: {asdict(params)})")
+        vectors = fit_gnn(gnn_core(self.held.full, params), params, Phases()).vectors
+        print(f"  (gnn trained in {time.perf_counter() - started:.1f} s: {params.model_dump()})")
         self.cache.mkdir(parents=True, exist_ok=True)
-        np.save(path, vectors)
+        np.savez(path, ids=vectors.book_ids, vectors=vectors.vectors)
         return vectors
 
-    def content_vectors(self) -> np.ndarray:
+    def content_vectors(self) -> BookVectors:
         if self._content is None:
-            self._content = content_vectors(self.books, self.held.catalogue, ContentParams())
+            settings = ContentSettings()
+            self._content = fit_content(content_documents(self.books, settings), settings).vectors
         return self._content
 
-    def embedding_fn(self, vectors: np.ndarray, prior: float):
-        scorer = scoring.EmbeddingScorer(vectors, self.held.popularity, prior=prior)
-        return lambda rows: scorer.scores(self.held.user_weights[rows])
+    def embedding_model(self, vectors: BookVectors, prior: float) -> EmbeddingModel:
+        return EmbeddingModel(vectors, self.held.catalogue, self.held.popularity, prior)
+
+    def embedding_fn(self, vectors: BookVectors, prior: float):
+        return score_function(self.embedding_model(vectors, prior), self.held)
 
 
 def row(*cells) -> None:
@@ -118,11 +118,11 @@ def row(*cells) -> None:
 def tune_cf(bench: Bench, args) -> None:
     print("data | factors | regularization | alpha | ndcg@10 | recall@10 | seconds (fit + rank)")
     for factors, reg, alpha in itertools.product(args.factors, args.reg, args.alpha):
-        params = CfParams(factors=factors, regularization=reg, alpha=alpha, threads=args.threads)
+        params = CfSettings(factors=factors, regularization=reg, alpha=alpha, threads=args.threads)
         row(bench.name, factors, reg, alpha, *bench.measure_cf(params))
     for factors, scale, alpha in itertools.product(args.factors, args.reg_sqrt, args.alpha):
         reg = scale * alpha * math.sqrt(bench.core_pairs)
-        params = CfParams(factors=factors, regularization=reg, alpha=alpha, threads=args.threads)
+        params = CfSettings(factors=factors, regularization=reg, alpha=alpha, threads=args.threads)
         label = f"{scale:g}·α·√pairs = {reg:.3g}"
         row(bench.name, factors, label, alpha, *bench.measure_cf(params))
 
@@ -132,7 +132,7 @@ def tune_gnn(bench: Bench, args) -> None:
     for length, q, epochs, window in itertools.product(
         args.walk_length, args.q, args.epochs, args.window
     ):
-        params = GnnParams(
+        params = GnnSettings(
             walk_length=length, q=q, epochs=epochs, window=window, workers=args.threads
         )
         vectors = bench.gnn_vectors(params)
@@ -144,7 +144,7 @@ def tune_gnn(bench: Bench, args) -> None:
 def tune_prior(bench: Bench, args) -> None:
     print("data | family | prior | ndcg@10 | recall@10 | seconds")
     families = {
-        "gnn": bench.gnn_vectors(GnnParams(workers=args.threads)),
+        "gnn": bench.gnn_vectors(GnnSettings(workers=args.threads)),
         "content": bench.content_vectors(),
     }
     for family, vectors in families.items():
@@ -153,25 +153,23 @@ def tune_prior(bench: Bench, args) -> None:
 
 
 def tune_hybrid(bench: Bench, args) -> None:
-    models = bench.cf_models(CfParams(threads=args.threads))
-    options = ScoringOptions(gnn_prior=args.gnn_prior, content_prior=args.content_prior)
-    vectors = {
-        "gnn": bench.gnn_vectors(GnnParams(workers=args.threads)),
-        "content": bench.content_vectors(),
+    priors = {"gnn": args.gnn_prior, "content": args.content_prior}
+    models = {
+        "popular": PopularModel(bench.held.catalogue, bench.held.popularity),
+        "cf": bench.cf_model(CfSettings(threads=args.threads)),
+        "gnn": bench.embedding_model(
+            bench.gnn_vectors(GnnSettings(workers=args.threads)), priors["gnn"]
+        ),
+        "content": bench.embedding_model(bench.content_vectors(), priors["content"]),
     }
-    for family, prior in (("gnn", options.gnn_prior), ("content", options.content_prior)):
-        models.embeddings[family] = scoring.EmbeddingScorer(
-            vectors[family], models.popularity, prior=prior
-        )
     print("data | fusion | cf | gnn | content | popular | ndcg@10 | recall@10 | seconds")
     for name in ("popular", "cf", "gnn", "content"):
-        fn = score_functions(models, bench.held)[name]
+        fn = score_function(models[name], bench.held)
         row(bench.name, "-", *(1.0 if s == name else 0.0 for s in SOURCES), *bench.measure(fn))
     for fusion in args.fusion:
         for weights in args.weights:
-            hybrid = HybridWeights(**dict(zip(SOURCES, weights, strict=True)))
-            fn = score_functions(models, bench.held, hybrid, replace(options, fusion=fusion))
-            row(bench.name, fusion, *weights, *bench.measure(fn["hybrid"]))
+            hybrid = HybridModel(models, dict(zip(SOURCES, weights, strict=True)), method=fusion)
+            row(bench.name, fusion, *weights, *bench.measure(score_function(hybrid, bench.held)))
 
 
 SOURCES = ("cf", "gnn", "content", "popular")

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from bookrec.progress import Phases
 from bookrec.storage import open_repository
 from tests.planted import write_planted
 
@@ -114,25 +113,26 @@ class ExplodingDisplay:
 
 
 def test_failure_during_write_back_keeps_old_vectors(planted):
-    from bookrec.services.train_cf import train_cf
-    from bookrec.settings import Settings
+    import bookrec
 
     planted.ok("train", "cf", "--factors", "8")
     old_books = _vectors(planted.url, "books")
     old_users = _vectors(planted.url, "users")
-    settings = Settings().with_overrides("cf", factors=4)
-    repo = open_repository(planted.url)
     # Rows are written in chunks of 5000: make the write phase report per row group.
     from bookrec.storage import postgres, sqlite
 
     for module in (postgres, sqlite):
         module.VECTOR_CHUNK = 10
     try:
-        with pytest.raises(RuntimeError, match="injected"):
-            train_cf(repo, settings, Phases(ExplodingDisplay()))
+        with (
+            bookrec.open(planted.url, display=ExplodingDisplay()) as db,
+            pytest.raises(RuntimeError, match="injected"),
+        ):
+            db.train_cf(factors=4)
     finally:
         for module in (postgres, sqlite):
             module.VECTOR_CHUNK = 5000
+    repo = open_repository(planted.url)
     run = repo.runs("cf")[0]
     assert run.status == "failed" and "injected failure" in run.error
     repo.close()

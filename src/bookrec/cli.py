@@ -5,22 +5,14 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
 from bookrec import __version__
+from bookrec.commands.common import AppState
 from bookrec.errors import EXIT_FAILED, BookrecError, scrub
-
-
-@dataclass
-class AppState:
-    debug: bool = False
-    quiet: bool = False
-    database_url: str | None = None
-    overrides: dict[str, set[str]] = field(default_factory=dict)
 
 
 class BookrecGroup(TyperGroup):
@@ -32,7 +24,9 @@ class BookrecGroup(TyperGroup):
         except (typer.Exit, typer.Abort):
             raise
         except BookrecError as exc:
-            _report(ctx, exc.message, exc.hint, exc.details)
+            from bookrec.commands.hints import hint_for
+
+            _report(ctx, exc.message, hint_for(exc), exc.details)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             _report(ctx, "interrupted; nothing was changed by the unfinished step", None, [])

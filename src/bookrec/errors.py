@@ -1,6 +1,10 @@
 """The one error family bookrec raises on purpose, each with its documented exit code.
 
 Exit codes: 0 ok, 1 the job failed, 2 bad usage or bad input, 3 not ready.
+
+Errors carry what went wrong as fields; a `hint` names what to run. Hints that name command-line
+options are added by the command layer (`bookrec.commands.hints`), so that the Python API never
+tells its callers to "pass --wait".
 """
 
 from __future__ import annotations
@@ -49,13 +53,48 @@ class DatabaseUnavailableError(BookrecError):
 
 
 class LockBusyError(BookrecError):
+    """Another process holds the lock of a job (a training run of the same model, a migration)."""
+
     exit_code = EXIT_FAILED
+
+    def __init__(self, job: str, where: str) -> None:
+        super().__init__(f"another bookrec {job} is running on {where}")
+        self.job = job
+        self.where = where
 
 
 class InputError(BookrecError):
     """Bad input file or bad option value."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class InvalidRowsError(InputError):
+    """Rows of an input file failed validation, so nothing was written."""
+
+    def __init__(self, file: str, count: int, what: str, details: list[str]) -> None:
+        super().__init__(
+            f"{file}: {count} invalid {what}{'s' if count != 1 else ''}, nothing written",
+            details=details,
+        )
+        self.file = file
+        self.count = count
+
+
+class EmptySplitError(InputError):
+    def __init__(self) -> None:
+        super().__init__("the split left no user with both training and test interactions")
+
+
+class DatabaseNotEmptyError(InputError):
+    """The demo refuses a database that already holds data."""
+
+    def __init__(self, where: str, books: int, interactions: int) -> None:
+        super().__init__(
+            f"{where} already holds data ({books:,} books, {interactions:,} interactions);"
+            " the demo would mix synthetic data into it"
+        )
+        self.where = where
 
 
 class MissingExtraError(BookrecError):
@@ -73,6 +112,46 @@ class NotReadyError(BookrecError):
     """The data or the schema is not there yet (no interactions, no vectors, no schema)."""
 
     exit_code = EXIT_NOT_READY
+
+
+class NoInteractionsError(NotReadyError):
+    def __init__(self) -> None:
+        super().__init__(
+            "No interactions found",
+            hint="users need to interact with books first: bookrec ingest interactions FILE",
+        )
+
+
+class NotEnoughDataError(NotReadyError):
+    """The guide's "Not enough users/items": fewer than 2 users or books keep enough
+    interactions for a model's k-core."""
+
+    def __init__(
+        self, *, users: int, books: int, min_user_interactions: int, min_book_interactions: int
+    ) -> None:
+        super().__init__(
+            f"Not enough users/items: {users} users and {books} books have enough interactions"
+            f" (at least {min_user_interactions} per user and {min_book_interactions} per"
+            " book); 2 of each are needed"
+        )
+        self.users = users
+        self.books = books
+
+
+class NoUserVectorError(NotReadyError):
+    """A strategy asked for by name has no vector of this user."""
+
+    def __init__(self, family: str, reason: str) -> None:
+        super().__init__(f"this user has no {family} vector ({reason})")
+        self.family = family
+
+
+class NoProfileError(NotReadyError):
+    """A strategy asked for by name needs interactions this user does not have."""
+
+    def __init__(self, family: str) -> None:
+        super().__init__(f"this user has no interactions to build a {family} profile from")
+        self.family = family
 
 
 class SchemaMissingError(NotReadyError):

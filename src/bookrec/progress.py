@@ -21,13 +21,18 @@ class Display(Protocol):
 class Phases:
     """Times named phases of a job and reports their progress to an optional display."""
 
-    def __init__(self, display: Display | None = None) -> None:
+    def __init__(self, display: Display | None = None, label: str = "") -> None:
         self.display = display
+        self.label = label
         self.seconds: dict[str, float] = {}
+
+    def within(self, part: str) -> Phases:
+        """Phases of one part of the job: shown as "<part> <phase>", timed on their own."""
+        return Phases(self.display, f"{self.label}{part} ")
 
     @contextmanager
     def phase(self, name: str, total: float | None = None) -> Iterator[Update]:
-        task = self.display.start(name, total) if self.display else None
+        task = self.display.start(self.label + name, total) if self.display else None
         started = time.perf_counter()
 
         def update(done: float, new_total: float | None = None) -> None:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from bookrec.algorithms.matrix import WeightScheme
 
 ENV_PREFIX = "BOOKREC_"
 ENV_FILE = ".env"
@@ -75,6 +78,12 @@ class WeightsSettings(BaseModel):
     cap: float = Field(10.0, gt=0, description="maximum strength of one user-book pair")
     half_life_days: float | None = Field(None, gt=0, description="time decay; unset = none")
 
+    def scheme(self) -> WeightScheme:
+        """These weights as the algorithms take them."""
+        from bookrec.algorithms.matrix import WeightScheme
+
+        return WeightScheme(**self.model_dump())
+
 
 class HybridSettings(BaseModel):
     cf: float = Field(1.0, ge=0)
@@ -106,6 +115,11 @@ class Settings(BaseSettings):
     weights: WeightsSettings = WeightsSettings()
     hybrid: HybridSettings = HybridSettings()
     status: StatusSettings = StatusSettings()
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """The defaults alone: no environment variable and no .env file is read."""
+        return cls.model_construct()
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """A copy with the given section's fields replaced where the value is not None."""

@@ -4,23 +4,25 @@ import math
 import numpy as np
 import pytest
 
-from bookrec.algorithms.evaluation import (
-    METRICS,
-    STRATEGIES,
-    CfParams,
-    EvaluationReport,
-    GnnParams,
-    HybridWeights,
-    evaluate,
-    make_holdout,
-)
+from bookrec.algorithms.evaluation import make_holdout
 from bookrec.domain import EVENT_CODES, BookText, InteractionArrays
+from bookrec.errors import InputError
+from bookrec.models import STRATEGIES
+from bookrec.models.evaluate import evaluate
+from bookrec.results import METRICS, EvaluationReport
+from bookrec.settings import Settings
 from bookrec.synthetic import generate_benchmark_interactions
 
 VIEW, RATE = EVENT_CODES["view"], EVENT_CODES["rate"]
 N_GROUPS, N_BOOKS = 4, 200
 # Small and fast, the structure of train gnn's defaults otherwise; workers=1 for determinism.
-GNN = GnnParams(dim=64, walk_length=20, walks_per_node=5, workers=1)
+SETTINGS = Settings.defaults().with_overrides(
+    "gnn", dim=64, walk_length=20, walks_per_node=5, workers=1
+)
+
+
+def hybrid_settings(**weights: float) -> Settings:
+    return SETTINGS.with_overrides("hybrid", **weights)
 
 
 def arrays(rows: list[tuple[int, int, int, float, int]]) -> InteractionArrays:
@@ -62,7 +64,7 @@ def planted(n_interactions: int = 6_000, seed: int = 3) -> tuple[InteractionArra
 @pytest.fixture(scope="module")
 def planted_report() -> EvaluationReport:
     interactions, books = planted()
-    return evaluate(interactions, books, gnn=GNN, seed=42)
+    return evaluate(interactions, books, SETTINGS, seed=42)
 
 
 def test_models_beat_popularity_on_planted_structure(planted_report):
@@ -91,7 +93,7 @@ def test_report_holds_every_metric_of_every_strategy(planted_report):
 
 def test_evaluation_is_deterministic_for_a_seed(planted_report):
     interactions, books = planted()
-    again = evaluate(interactions, books, gnn=GNN, seed=42)
+    again = evaluate(interactions, books, SETTINGS, seed=42)
 
     def without_times(report: EvaluationReport) -> list[dict]:
         return [
@@ -121,9 +123,9 @@ def test_users_a_strategy_cannot_serve_count_as_misses():
     report = evaluate(
         combined,
         books,
+        hybrid_settings(cf=1.0, gnn=0.0, content=0.0, popular=0.1),
         split="leave-last",
         strategies=("popular", "cf", "hybrid"),
-        hybrid=HybridWeights(cf=1.0, gnn=0.0, content=0.0, popular=0.1),
     )
     popular, cf, hybrid = report.results
     assert cf.users == popular.users == hybrid.users
@@ -188,25 +190,40 @@ def test_temporal_split_leaves_cold_start_users_out():
 
 def test_bad_arguments_are_refused():
     data = arrays([(1, 1, VIEW, math.nan, 1), (1, 2, VIEW, math.nan, 2)])
-    with pytest.raises(ValueError, match="unknown strategies"):
-        evaluate(data, [], strategies=("cf", "magic"))
-    with pytest.raises(ValueError, match="k must be"):
-        evaluate(data, [], k=0)
-    with pytest.raises(ValueError, match="no user with both"):
-        evaluate(arrays([(1, 1, VIEW, math.nan, 1)]), [], strategies=("popular",))
+    with pytest.raises(InputError, match="unknown strategies"):
+        evaluate(data, [], SETTINGS, strategies=("cf", "magic"))
+    with pytest.raises(InputError, match="k must be"):
+        evaluate(data, [], SETTINGS, k=0)
+    with pytest.raises(InputError, match="unknown split 'sideways'"):
+        evaluate(data, [], SETTINGS, split="sideways")
+    with pytest.raises(InputError, match="test_fraction"):
+        evaluate(data, [], SETTINGS, test_fraction=1.0)
+    with pytest.raises(InputError, match="no user with both"):
+        evaluate(arrays([(1, 1, VIEW, math.nan, 1)]), [], SETTINGS, strategies=("popular",))
+
+
+def test_a_bug_in_a_model_is_raised_not_skipped(monkeypatch):
+    # Only "the data cannot support this model" skips a model; anything else is a bug.
+    def broken(*_args, **_kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr("bookrec.algorithms.cf.fit_als", broken)
+    interactions, books = planted(2_000)
+    with pytest.raises(ValueError, match="a bug"):
+        evaluate(interactions, books, SETTINGS, strategies=("cf",))
 
 
 def test_a_model_the_data_cannot_support_is_skipped_with_its_reason():
     interactions, books = planted(2_000)
+    settings = hybrid_settings(cf=1.0, gnn=0.0, content=0.0, popular=0.0)
     report = evaluate(
         interactions,
         books,
+        settings.with_overrides("cf", min_interactions=1_000),
         strategies=("cf", "hybrid"),
-        cf=CfParams(min_interactions=1_000),
-        hybrid=HybridWeights(cf=1.0, gnn=0.0, content=0.0, popular=0.0),
     )
     cf, hybrid = report.results
-    assert "k-core" in report.protocol["skipped_models"]["cf"]
+    assert "Not enough users/items" in report.protocol["skipped_models"]["cf"]
     assert cf.users_served == 0 and cf.metrics["ndcg"] == 0.0
     assert hybrid.users_served == hybrid.users > 0  # popularity serves everyone
     assert hybrid.metrics["ndcg"] > 0.05

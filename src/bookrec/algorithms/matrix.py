@@ -89,11 +89,11 @@ class InteractionMatrix:
 
     def user_rows(self, user_ids: np.ndarray) -> np.ndarray:
         """Rows of many user ids at once; -1 where the matrix has no such user."""
-        return _positions(self.user_ids, user_ids)
+        return positions(self.user_ids, user_ids)
 
     def book_columns(self, book_ids: np.ndarray) -> np.ndarray:
         """Columns of many book ids at once; -1 where the matrix has no such book."""
-        return _positions(self.book_ids, book_ids)
+        return positions(self.book_ids, book_ids)
 
 
 def event_weights(
@@ -172,7 +172,7 @@ def weight_row(
         raise ValueError("weight_row takes the interactions of one user")
     scheme = scheme or WeightScheme()
     timestamps, weights = _weights(interactions, scheme, now)
-    columns = _positions(np.asarray(book_ids, dtype=np.int64), interactions.book_ids)
+    columns = positions(np.asarray(book_ids, dtype=np.int64), interactions.book_ids)
     known = columns >= 0
     weights[_superseded_ratings(interactions.events, timestamps, columns, known)] = 0.0
     keep = known & (weights > 0)
@@ -217,7 +217,7 @@ def _index(ids: np.ndarray, fixed: np.ndarray | None) -> tuple[np.ndarray, np.nd
     """(sorted distinct ids, position of each id in them; -1 for ids not in `fixed`)."""
     if fixed is not None:
         distinct = np.unique(np.asarray(fixed, dtype=np.int64))
-        return distinct, _positions(distinct, ids)
+        return distinct, positions(distinct, ids)
     if ids.size == 0:
         return ids.copy(), ids.copy()
     low = int(ids.min())
@@ -232,7 +232,8 @@ def _index(ids: np.ndarray, fixed: np.ndarray | None) -> tuple[np.ndarray, np.nd
     return np.flatnonzero(present) + low, rank[ids - low]
 
 
-def _positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+def positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Index of each id in the ascending `sorted_ids`, -1 where absent (int64)."""
     ids = np.asarray(ids, dtype=np.int64)
     at = np.searchsorted(sorted_ids, ids)
     found = at < len(sorted_ids)
@@ -241,7 +242,7 @@ def _positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 def _position(sorted_ids: np.ndarray, db_id: int, kind: str) -> int:
-    at = int(_positions(sorted_ids, np.array([db_id]))[0])
+    at = int(positions(sorted_ids, np.array([db_id]))[0])
     if at < 0:
         raise KeyError(f"no {kind} with id {db_id} in the matrix")
     return at

@@ -1,22 +1,31 @@
-"""What every command needs: effective settings, an open repository, progress, output."""
+"""What every command needs: the global options, effective settings, an open database
+(`bookrec.open()`, with a progress display on a terminal) and output."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 if TYPE_CHECKING:
-    from bookrec.progress import Phases
+    from bookrec.api import Bookrec
     from bookrec.settings import Settings
-    from bookrec.storage.base import Repository
 
 
-def state(ctx: typer.Context):
-    from bookrec.cli import AppState
+@dataclass
+class AppState:
+    """The global options, and which settings the command line set (for `config`)."""
 
+    debug: bool = False
+    quiet: bool = False
+    database_url: str | None = None
+    overrides: dict[str, set[str]] = field(default_factory=dict)
+
+
+def state(ctx: typer.Context) -> AppState:
     found = ctx.find_object(AppState)
     return found if found is not None else AppState()
 
@@ -48,40 +57,28 @@ def load_settings(ctx: typer.Context, section: str | None = None, **overrides: A
 
 
 @contextmanager
-def repository(
-    settings: Settings, *, create: bool = False, require_schema: bool = True
-) -> Iterator[Repository]:
-    from bookrec.settings import database_url
-    from bookrec.storage import open_repository
-
-    repo = open_repository(
-        database_url(settings), create=create, connect_timeout=settings.database.connect_timeout
-    )
-    try:
-        if require_schema:
-            repo.require_schema()
-        yield repo
-    finally:
-        repo.close()
-
-
-@contextmanager
-def phases(ctx: typer.Context, json_output: bool = False) -> Iterator[Phases]:
+def session(
+    ctx: typer.Context, settings: Settings, *, create: bool = False, json_output: bool = False
+) -> Iterator[Bookrec]:
+    """The database of the settings, opened through the Python API; long jobs show progress
+    bars on a terminal unless --quiet or --json."""
+    from bookrec.api import open as open_database
     from bookrec.console import make_display
-    from bookrec.progress import Phases
 
     display = make_display(quiet=state(ctx).quiet or json_output)
     try:
-        yield Phases(display)
+        with open_database(settings=settings, create=create, display=display) as db:
+            yield db
     finally:
         if display:
             display.close()
 
 
 def output(data: Any, json_output: bool, text: str) -> None:
+    """`data.to_dict()` (or data) as JSON with --json, else the text line."""
     from bookrec import console
 
     if json_output:
-        console.print_json(data)
+        console.print_json(data.to_dict() if hasattr(data, "to_dict") else data)
     else:
         console.message(text)

@@ -12,22 +12,24 @@ def config(
     json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Print the effective settings and the source of each (option, env, .env, default)."""
+    from dataclasses import asdict
+
     from bookrec.dburl import mask_url
+    from bookrec.results import ConfigRow
     from bookrec.settings import database_url, setting_sources
 
     settings = load_settings(ctx)
-    sources = setting_sources(state(ctx).overrides)
     rows = []
-    for key, source in sources.items():
+    for key, source in setting_sources(state(ctx).overrides).items():
         section, name = key.split(".")
         value = getattr(getattr(settings, section), name)
         if key == "database.url":
             value = mask_url(database_url(settings))
             if source == "default":
                 source = "default (embedded SQLite)"
-        rows.append({"setting": key, "value": value, "source": source})
+        rows.append(ConfigRow(key, value, source))
     if json_output:
-        output(rows, True, "")
+        output([asdict(row) for row in rows], True, "")
         return
     from rich.table import Table
 
@@ -35,5 +37,5 @@ def config(
 
     table = Table("setting", "value", "source", box=None, pad_edge=False)
     for row in rows:
-        table.add_row(row["setting"], str(row["value"]), row["source"])
+        table.add_row(row.setting, str(row.value), row.source)
     console.stdout.print(table)

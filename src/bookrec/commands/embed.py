@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
-from bookrec.commands.common import load_settings, output, phases, repository
-
-
-def describe(summary: dict[str, Any]) -> str:
-    if summary["run_id"] is None:
-        return f"content: every book with text already has a vector ({summary['model']})"
-    text = (
-        f"content run {summary['run_id']}: {summary['embedded']:,} books embedded"
-        f" ({summary['model']}, {summary['dim']}-d, {summary['mode']})"
-        f", {summary['without_text']:,} without usable text (NULL)"
-        f" in {summary['seconds']:.1f}s ({summary['books_per_second']:,} books/s)"
-    )
-    if summary.get("refit_reason"):
-        text += f"; full refit: {summary['refit_reason']}"
-    return text
+from bookrec.commands import render
+from bookrec.commands.common import load_settings, output, session
 
 
 def embed(
@@ -36,9 +21,7 @@ def embed(
     json_output: bool = typer.Option(False, "--json", help="Machine-readable summary."),
 ) -> None:
     """Content vectors of books from their text → books.content_embedding."""
-    from bookrec.services.embed import embed_books
-
     settings = load_settings(ctx, "content", model=model, dim=dim, batch_size=batch_size, seed=seed)
-    with repository(settings) as repo, phases(ctx, json_output) as progress:
-        summary = embed_books(repo, settings, progress, only_missing=only_missing, wait=wait)
-    output(summary, json_output, describe(summary))
+    with session(ctx, settings, json_output=json_output) as db:
+        result = db.embed(only_missing=only_missing, wait=wait)
+    output(result, json_output, render.embedding(result))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
-from bookrec.commands.common import load_settings, phases, repository
+from bookrec.commands import render
+from bookrec.commands.common import load_settings, output, session
 
 STRATEGIES = "popular,cf,gnn,content,hybrid"
 
@@ -36,9 +35,6 @@ def evaluate(
     """Train every model on a training split in memory and rank the held-out books.
 
     Stored vectors and training runs are never touched."""
-    from bookrec import console
-    from bookrec.services.evaluate import evaluate_strategies
-
     settings = load_settings(
         ctx, "cf", factors=factors, iterations=iterations, regularization=regularization,
         alpha=alpha, min_interactions=min_interactions,
@@ -48,39 +44,11 @@ def evaluate(
         epochs=epochs,
     )  # fmt: skip
     chosen = [s.strip() for s in strategies.split(",") if s.strip()]
-    with repository(settings) as repo, phases(ctx, json_output) as progress:
-        result = evaluate_strategies(
-            repo, settings, progress, split=split, test_fraction=test_fraction, k=k,
-            strategies=chosen, seed=seed,
-        )  # fmt: skip
-    if json_output:
-        console.print_json(result)
-        return
-    _render(result)
-
-
-def _render(result: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    from bookrec import console
-
-    k = result["k"]
-    protocol = result["protocol"]
-    out = console.stdout
-    lines = [f"{key}: {value}" for key, value in protocol.items() if key != "train_seconds"]
-    out.print("protocol\n  " + "\n  ".join(lines), markup=False, highlight=False)
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    columns = ["strategy", f"P@{k}", f"R@{k}", f"nDCG@{k}", f"MAP@{k}", f"HR@{k}", "coverage"]
-    for column in [*columns, "served", "train s", "score s"]:
-        table.add_column(column, justify="left" if column == "strategy" else "right")
-    for row in result["results"]:
-        metrics = [row[m] for m in ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")]
-        table.add_row(
-            row["strategy"],
-            *(f"{m:.4f}" if m is not None else "-" for m in metrics),
-            f"{row['users_served']}/{row['users']}",
-            f"{row['train_seconds']:.1f}",
-            f"{row['score_seconds']:.1f}",
+    with session(ctx, settings, json_output=json_output) as db:
+        report = db.evaluate(
+            split=split, test_fraction=test_fraction, k=k, strategies=chosen, seed=seed
         )
-    out.print(table)
-    out.print(f"evaluated in {result['seconds']:.1f}s", highlight=False)
+    if json_output:
+        output(report, True, "")
+    else:
+        render.evaluation(report)

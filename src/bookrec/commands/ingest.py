@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from bookrec.commands.common import load_settings, output, phases, repository
+from bookrec.commands import render
+from bookrec.commands.common import load_settings, output, session
 
 app = typer.Typer(help="Load books or interactions from CSV/JSONL files.", no_args_is_help=True)
 
@@ -39,32 +40,12 @@ def books(
     json_output: bool = JSON,
 ) -> None:
     """Load book metadata (goodbooks-10k books.csv or generic CSV/JSONL); upsert by external id."""
-    from bookrec.commands.embed import describe
-    from bookrec.services.embed import check_model_available, embed_books
-    from bookrec.services.ingest import ingest_books
-
     _check_rejects(skip_invalid, rejects)
-    settings = load_settings(ctx)
-    if not skip_embeddings:
-        check_model_available(settings)
-    with repository(settings) as repo, phases(ctx, json_output) as progress:
-        summary = ingest_books(repo, file, progress, skip_invalid=skip_invalid, rejects=rejects)
-        embedded = None
-        if not skip_embeddings and summary.details["changed_book_ids"]:
-            embedded = embed_books(repo, settings, progress, only_missing=True)
-    data = summary.to_dict()
-    del data["details"]["changed_book_ids"]
-    data["embeddings"] = embedded
-    d = data["details"]
-    text = (
-        f"{file.name}: {d['inserted']} books added, {d['updated']} updated,"
-        f" {d['unchanged']} unchanged"
-        + (f", {summary.rejected} rejected" if summary.rejected else "")
-        + f" in {summary.seconds:.1f}s"
-    )
-    if embedded is not None:
-        text += "\n" + describe(embedded)
-    output(data, json_output, text)
+    with session(ctx, load_settings(ctx), json_output=json_output) as db:
+        result = db.ingest_books(
+            file, embed=not skip_embeddings, skip_invalid=skip_invalid, rejects=rejects
+        )
+    output(result, json_output, render.book_ingest(result, file.name))
 
 
 @app.command("interactions")
@@ -76,20 +57,7 @@ def interactions(
     json_output: bool = JSON,
 ) -> None:
     """Load events user_id,book_id,event,rating,timestamp (or goodbooks ratings)."""
-    from bookrec.services.ingest import ingest_interactions
-
     _check_rejects(skip_invalid, rejects)
-    settings = load_settings(ctx)
-    with repository(settings) as repo, phases(ctx, json_output) as progress:
-        summary = ingest_interactions(
-            repo, file, progress, skip_invalid=skip_invalid, rejects=rejects
-        )
-    d = summary.details
-    rate = summary.rows_read / summary.seconds if summary.seconds else 0
-    text = (
-        f"{file.name}: {d['inserted']} interactions added, {d['duplicates']} already there,"
-        f" {d['new_users']} new users"
-        + (f", {summary.rejected} rejected" if summary.rejected else "")
-        + f" in {summary.seconds:.1f}s ({rate:,.0f} rows/s)"
-    )
-    output(summary.to_dict(), json_output, text)
+    with session(ctx, load_settings(ctx), json_output=json_output) as db:
+        result = db.ingest_interactions(file, skip_invalid=skip_invalid, rejects=rejects)
+    output(result, json_output, render.interaction_ingest(result, file.name))

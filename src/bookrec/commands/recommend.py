@@ -2,35 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
-from bookrec.commands.common import load_settings, repository
-
-
-def _table(title: str, rows: list[dict[str, Any]], with_strategies: bool) -> None:
-    from rich.table import Table
-
-    from bookrec import console
-
-    table = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
-    for column in ("#", "book", "title", "authors", "score"):
-        table.add_column(column, overflow="fold")
-    if with_strategies:
-        table.add_column("strategies")
-    for row in rows:
-        cells = [
-            str(row["rank"]),
-            row["book"],
-            row["title"],
-            row["authors"] or "",
-            f"{row['score']:.3f}",
-        ]
-        if with_strategies:
-            cells.append(",".join(row["strategies"]))
-        table.add_row(*cells)
-    console.stdout.print(table, markup=False)
+from bookrec.commands import render
+from bookrec.commands.common import load_settings, output, session
 
 
 def recommend(
@@ -49,23 +24,18 @@ def recommend(
     json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Recommendations for a user, as the serving API's /recommend would answer."""
-    from bookrec import console
-    from bookrec.services.recommend import recommend as run
-
-    settings = load_settings(ctx)
-    with repository(settings) as repo:
-        result = run(
-            repo, settings, user, k=k, strategy=strategy, include_seen=include_seen,
-            recent_days=recent_days,
-        )  # fmt: skip
+    with session(ctx, load_settings(ctx), json_output=json_output) as db:
+        result = db.recommend(
+            user, k=k, strategy=strategy, include_seen=include_seen, recent_days=recent_days
+        )
     if json_output:
-        console.print_json(result)
+        output(result, True, "")
         return
     title = (
-        f"{strategy} recommendations for {user} ({result['interactions']} interactions;"
-        f" strategies: {', '.join(result['strategies_used'])})"
+        f"{strategy} recommendations for {user} ({result.interactions} interactions;"
+        f" strategies: {', '.join(result.strategies_used)})"
     )
-    _table(title, result["recommendations"], with_strategies=True)
+    render.book_table(title, result.recommendations, with_strategies=True)
 
 
 def similar(
@@ -76,13 +46,9 @@ def similar(
     json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Nearest books by cosine in one vector space."""
-    from bookrec import console
-    from bookrec.services.recommend import similar as run
-
-    settings = load_settings(ctx)
-    with repository(settings) as repo:
-        result = run(repo, book, space=space, k=k)
+    with session(ctx, load_settings(ctx), json_output=json_output) as db:
+        result = db.similar(book, space=space, k=k)
     if json_output:
-        console.print_json(result)
+        output(result, True, "")
         return
-    _table(f"books similar to {result['title']} ({space})", result["similar"], False)
+    render.book_table(f"books similar to {result.title} ({space})", result.similar, False)

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
-from bookrec.commands.common import load_settings, output, phases, repository
+from bookrec.commands import render
+from bookrec.commands.common import load_settings, output, session
 
 app = typer.Typer(help="Train vectors from the interactions.", no_args_is_help=True)
 
 JSON = typer.Option(False, "--json", help="Machine-readable summary.")
 WAIT = typer.Option(False, "--wait", help="Wait for a running training of the same model.")
 SEED = typer.Option(None, "--seed", help="Random seed (same data + seed = same vectors).")
-
-
-def _summary_line(summary: dict[str, Any], vector_text: str) -> str:
-    phase_text = ", ".join(f"{name} {sec:.1f}s" for name, sec in summary["phases"].items())
-    return (
-        f"{summary['model']} run {summary['run_id']}: {vector_text} from"
-        f" {summary['interactions']:,} interactions in {summary['seconds']:.1f}s ({phase_text})"
-    )
 
 
 @app.command("cf")
@@ -41,19 +32,13 @@ def cf(
     json_output: bool = JSON,
 ) -> None:
     """Implicit-feedback ALS → users.cf_vector and books.cf_embedding."""
-    from bookrec.services.train_cf import train_cf
-
     settings = load_settings(
         ctx, "cf", factors=factors, iterations=iterations, min_interactions=min_interactions,
         regularization=regularization, alpha=alpha, seed=seed, threads=threads,
     )  # fmt: skip
-    with repository(settings) as repo, phases(ctx, json_output) as progress:
-        summary = train_cf(repo, settings, progress, wait=wait)
-    text = _summary_line(
-        summary,
-        f"{summary['users']:,} user and {summary['books']:,} book vectors ({summary['factors']}-d)",
-    )
-    output(summary, json_output, text)
+    with session(ctx, settings, json_output=json_output) as db:
+        result = db.train_cf(wait=wait)
+    output(result, json_output, render.training(result))
 
 
 @app.command("gnn")
@@ -86,17 +71,11 @@ def gnn(
     json_output: bool = JSON,
 ) -> None:
     """node2vec on the user↔book graph → books.gnn_vector."""
-    from bookrec.services.train_gnn import train_gnn
-
     settings = load_settings(
         ctx, "gnn", dim=dim, min_interactions=min_interactions, walk_length=walk_length,
         walks_per_node=walks_per_node, p=p, q=q, window=window, epochs=epochs,
         negative=negative, sample=sample, seed=seed, workers=workers, engine=engine,
     )  # fmt: skip
-    with repository(settings) as repo, phases(ctx, json_output) as progress:
-        summary = train_gnn(repo, settings, progress, wait=wait)
-    text = _summary_line(
-        summary,
-        f"{summary['books']:,} book vectors ({summary['dim']}-d, {summary['engine']} engine)",
-    )
-    output(summary, json_output, text)
+    with session(ctx, settings, json_output=json_output) as db:
+        result = db.train_gnn(wait=wait)
+    output(result, json_output, render.training(result))

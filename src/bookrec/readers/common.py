@@ -13,7 +13,7 @@ from typing import IO, Any
 import numpy as np
 import orjson
 
-from bookrec.errors import InputError
+from bookrec.errors import InputError, InvalidRowsError
 
 MAX_REPORTED_ERRORS = 10
 ProgressCallback = Callable[[int, int], None]
@@ -46,11 +46,11 @@ class ErrorLog:
     def raise_if_any(self, what: str) -> None:
         if not self.count:
             return
-        raise InputError(
-            f"{self.path.name}: {self.count} invalid {what}{'s' if self.count != 1 else ''},"
-            " nothing written",
-            hint="fix the file, or pass --skip-invalid --rejects FILE to load the valid rows",
-            details=[e.describe(self.path) for e in self.errors[:MAX_REPORTED_ERRORS]],
+        raise InvalidRowsError(
+            self.path.name,
+            self.count,
+            what,
+            [e.describe(self.path) for e in self.errors[:MAX_REPORTED_ERRORS]],
         )
 
     def write_rejects(self, target: Path) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from bookrec.errors import InputError
+from bookrec.errors import DatabaseNotEmptyError, NotReadyError
 from bookrec.progress import Phases
+from bookrec.results import DemoResult, Recommendations, SimilarBooks
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
 
@@ -17,22 +17,19 @@ ATTRIBUTION = (
     " (https://creativecommons.org/licenses/by-sa/4.0/). Interactions: synthetic."
 )
 SHOWCASE_BOOKS = ("2", "1", "7")  # Harry Potter #1, The Hunger Games, The Hobbit
+SHOWCASE_STRATEGIES = ("hybrid", "cf", "gnn", "content", "popular")
 
 
 def check_empty(repo: Repository, force: bool) -> None:
     if force or repo.is_empty():
         return
     counts = repo.counts()
-    raise InputError(
-        f"{repo.url.where} already holds data ({counts['books']:,} books,"
-        f" {counts['interactions']:,} interactions); the demo would mix synthetic data into it",
-        hint="point --database-url at a new database, or pass --force",
-    )
+    raise DatabaseNotEmptyError(repo.url.where, counts["books"], counts["interactions"])
 
 
 def run_demo(
     repo: Repository, settings: Settings, phases: Phases, *, users: int, seed: int, force: bool
-) -> dict[str, Any]:
+) -> DemoResult:
     from bookrec.services.embed import embed_books
     from bookrec.services.ingest import ingest_books, ingest_interactions
     from bookrec.services.status import collect_status
@@ -48,10 +45,9 @@ def run_demo(
     check_empty(repo, force)
     started = time.perf_counter()
     repo.migrate()
-    steps: dict[str, Any] = {}
     books_file = bundled_books_path()
-    steps["books"] = ingest_books(repo, books_file, phases).details["inserted"]
-    steps["content"] = embed_books(repo, settings, phases)
+    books = ingest_books(repo, books_file, phases)
+    content = embed_books(repo, settings, phases)
     with phases.phase("generate"):
         synthetic = generate_demo_interactions(
             read_book_catalog(books_file), n_users=users, seed=seed
@@ -59,44 +55,47 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="bookrec-demo-") as folder:
         events = Path(folder) / "demo-interactions.csv"
         write_interactions_csv(events, synthetic)
-        steps["interactions"] = ingest_interactions(repo, events, phases).details
-    steps["cf"] = train_cf(repo, settings, phases)
-    steps["gnn"] = train_gnn(repo, settings, phases)
-    status = collect_status(repo, settings)
-    showcase_users = list(synthetic.users[:3])
+        interactions = ingest_interactions(repo, events, phases)
+    cf = train_cf(repo, settings, phases)
+    gnn = train_gnn(repo, settings, phases)
+    return DemoResult(
+        attribution=ATTRIBUTION,
+        synthetic=synthetic.describe(),
+        database=repo.url.masked,
+        books=books.inserted,
+        content=content,
+        interactions=interactions,
+        cf=cf,
+        gnn=gnn,
+        status=collect_status(repo, settings),
+        recommendations=_recommendations(repo, settings, list(synthetic.users[:3])),
+        similar=_similar(repo),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+
+
+def _recommendations(
+    repo: Repository, settings: Settings, users: list[str]
+) -> dict[str, dict[str, Recommendations]]:
+    from bookrec.services.recommend import recommend
+
     return {
-        "attribution": ATTRIBUTION,
-        "synthetic": synthetic.describe(),
-        "steps": steps,
-        "status": status,
-        "recommendations": _recommendations(repo, settings, showcase_users),
-        "similar": _similar(repo),
-        "seconds": round(time.perf_counter() - started, 1),
+        user: {
+            strategy: recommend(repo, settings, user, k=3, strategy=strategy)
+            for strategy in SHOWCASE_STRATEGIES
+        }
+        for user in users
     }
 
 
-def _recommendations(repo, settings, users: list[str]) -> dict[str, dict[str, Any]]:
-    from bookrec.services.recommend import recommend
-
-    out: dict[str, dict[str, Any]] = {}
-    for user in users:
-        out[user] = {
-            strategy: recommend(repo, settings, user, k=3, strategy=strategy)["recommendations"]
-            for strategy in ("hybrid", "cf", "gnn", "content", "popular")
-        }
-    return out
-
-
-def _similar(repo) -> dict[str, dict[str, Any]]:
-    from bookrec.errors import NotReadyError
+def _similar(repo: Repository) -> dict[str, dict[str, SimilarBooks]]:
     from bookrec.services.recommend import similar
 
-    out: dict[str, dict[str, Any]] = {}
+    found: dict[str, dict[str, SimilarBooks]] = {}
     for book in SHOWCASE_BOOKS:
         for space in ("content", "cf", "gnn"):
             try:
-                result = similar(repo, book, space=space, k=3)
+                found.setdefault(book, {})[space] = similar(repo, book, space=space, k=3)
             except NotReadyError:
                 continue  # a book the synthetic readers never touched has no cf/gnn vector
-            out.setdefault(book, {"title": result["title"]})[space] = result["similar"]
-    return out
+    return {book: spaces for book, spaces in found.items() if spaces}

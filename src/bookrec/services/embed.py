@@ -8,14 +8,19 @@ stored in model_artifacts with their run), or falls back to a full run when ther
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from bookrec.domain import BookText
 from bookrec.errors import InputError, MissingExtraError
+from bookrec.models.content import content_dim, content_documents, fit_content
 from bookrec.progress import Phases
+from bookrec.results import EmbedResult
+from bookrec.services.training import recorded_run
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
+
+if TYPE_CHECKING:
+    from bookrec.algorithms.content import LsaModel
 
 LSA_ARTIFACT = "lsa"
 
@@ -35,15 +40,15 @@ def embed_books(
     *,
     only_missing: bool = False,
     wait: bool = False,
-) -> dict[str, Any]:
+) -> EmbedResult:
     check_model_available(settings)
     started = time.perf_counter()
     with repo.training_lock("content", wait=wait):
-        fallback = None
+        refit_reason = None
         stored = None
         if only_missing:
-            stored, fallback = _stored_model(repo, settings)
-        if only_missing and fallback is None:
+            stored, refit_reason = _stored_model(repo, settings)
+        if only_missing and refit_reason is None:
             with phases.phase("load"):
                 missing = repo.books_without_vector("content")
                 books = repo.book_texts(missing) if missing else []
@@ -52,13 +57,10 @@ def embed_books(
             with phases.phase("load"):
                 books = repo.book_texts()
             mode = "full"
-        summary = _embed(repo, settings, phases, books, mode, stored)
-    summary["refit_reason"] = fallback
-    summary["seconds"] = round(time.perf_counter() - started, 3)
-    return summary
+        return _embed(repo, settings, phases, books, mode, stored, refit_reason, started)
 
 
-def _stored_model(repo: Repository, settings: Settings) -> tuple[Any, str | None]:
+def _stored_model(repo: Repository, settings: Settings) -> tuple[LsaModel | None, str | None]:
     """The model --only-missing continues with, or why a full run is needed instead."""
     from bookrec.algorithms.content import IncompatibleModelError, LsaModel
 
@@ -79,65 +81,63 @@ def _stored_model(repo: Repository, settings: Settings) -> tuple[Any, str | None
     return model, None
 
 
-def _embed(repo, settings, phases, books, mode: str, stored) -> dict[str, Any]:
-    from bookrec.algorithms.content import book_texts, encode_minilm, fit_lsa, zero_rows
-
+def _embed(
+    repo: Repository,
+    settings: Settings,
+    phases: Phases,
+    books: list[BookText],
+    mode: str,
+    stored: LsaModel | None,
+    refit_reason: str | None,
+    started: float,
+) -> EmbedResult:
     content = settings.content
-    texts = book_texts(books, model=content.model)
-    summary: dict[str, Any] = {
-        "model": content.model,
-        "mode": mode,
-        "books_considered": len(books),
-        "without_text": len(texts.without_text),
-        "run_id": None,
-        "embedded": 0,
-    }
-    if mode == "only-missing" and not texts.texts:
-        summary["phases"] = phases.seconds
-        return summary  # nothing new: no run, nothing written
-    if mode == "full" and not texts.texts:
-        raise InputError("no book has any text to embed: run bookrec ingest books FILE first")
+    documents = content_documents(books, content)
 
+    def result(
+        run_id: int | None,
+        embedded: int,
+        without_text: int,
+        dim: int | None = None,
+        books_per_second: int | None = None,
+    ) -> EmbedResult:
+        return EmbedResult(
+            model=content.model, mode=mode, books_considered=len(books),
+            without_text=without_text, run_id=run_id, embedded=embedded,
+            dim=dim, books_per_second=books_per_second,
+            phases=phases.seconds, refit_reason=refit_reason,
+            seconds=round(time.perf_counter() - started, 3),
+        )  # fmt: skip
+
+    if mode == "only-missing" and not documents.texts:
+        return result(None, 0, len(documents.without_text))  # nothing new: no run, no write
+    if mode == "full" and not documents.texts:
+        raise InputError("no book has any text to embed: run bookrec ingest books FILE first")
     parameters = {**content.model_dump(), "mode": mode}
-    artifacts: dict[str, bytes] = {}
     if stored is not None:
         parameters["dim"] = stored.dim
-    from bookrec.services.training import recorded_run
-
     with recorded_run(repo, "content", parameters, phases) as run_id:
-        with phases.phase("embed", total=len(texts.texts)) as update:
-            if content.model == "minilm":
-                vectors = encode_minilm(texts.texts, batch_size=content.batch_size, on_batch=update)
-            elif stored is not None:
-                vectors = stored.transform(texts.texts, on_batch=update)
-            else:
-                model, vectors = fit_lsa(
-                    texts.texts, dim=content.dim, seed=content.seed, on_batch=update
-                )
-                artifacts[LSA_ARTIFACT] = model.to_bytes()
-        empty = zero_rows(vectors)
-        ids = np.array(texts.book_ids, dtype=np.int64)[~empty]
-        vectors = vectors[~empty]
-        result = {
-            "n_books": len(ids),
+        with phases.phase("embed", total=len(documents.texts)) as update:
+            fit = fit_content(documents, content, stored, on_batch=update)
+        artifacts = {LSA_ARTIFACT: fit.fitted.to_bytes()} if fit.fitted is not None else {}
+        vectors = fit.vectors
+        run = {
+            "n_books": len(vectors.book_ids),
             "phases": dict(phases.seconds),
-            "metrics": {"without_text": len(texts.without_text) + int(empty.sum())},
+            "metrics": {"without_text": fit.without_text},
         }
-        with phases.phase("write", total=len(ids)) as update:
+        with phases.phase("write", total=len(vectors.book_ids)) as update:
             if mode == "full":
                 repo.replace_vectors(
-                    "content", run_id, result, ids, vectors, artifacts=artifacts,
-                    on_progress=update,
+                    "content", run_id, run, vectors.book_ids, vectors.vectors,
+                    artifacts=artifacts, on_progress=update,
                 )  # fmt: skip
             else:
-                repo.update_vectors("content", run_id, result, ids, vectors, on_progress=update)
-    repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
-    summary.update(
-        run_id=run_id,
-        embedded=len(ids),
-        without_text=len(texts.without_text) + int(empty.sum()),
-        dim=int(vectors.shape[1]) if len(vectors) else parameters["dim"],
-        books_per_second=round(len(texts.texts) / max(phases.seconds["embed"], 1e-9)),
-        phases=phases.seconds,
-    )
-    return summary
+                repo.update_vectors(
+                    "content", run_id, run, vectors.book_ids, vectors.vectors, on_progress=update
+                )
+    repo.finish_run(run_id, "succeeded", **{**run, "phases": phases.seconds})
+    dim = vectors.dim if len(vectors.book_ids) else content_dim(content, stored)
+    books_per_second = round(len(documents.texts) / max(phases.seconds["embed"], 1e-9))
+    return result(run_id, len(vectors.book_ids), fit.without_text, dim=dim,
+                  books_per_second=books_per_second)  # fmt: skip

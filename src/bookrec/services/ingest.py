@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,8 @@ from bookrec.progress import Phases
 from bookrec.readers.books import read_books
 from bookrec.readers.common import ErrorLog
 from bookrec.readers.interactions import read_interactions
+from bookrec.results import BookIngestResult, InteractionIngestResult
 from bookrec.storage.base import Repository
-
-
-@dataclass
-class IngestSummary:
-    file: str
-    rows_read: int
-    rejected: int
-    seconds: float
-    details: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _finish_errors(errors: ErrorLog, skip_invalid: bool, rejects: Path | None, what: str) -> None:
@@ -46,7 +34,8 @@ def ingest_books(
     *,
     skip_invalid: bool = False,
     rejects: Path | None = None,
-) -> IngestSummary:
+) -> BookIngestResult:
+    """Upsert every valid book of the file in one transaction (see `Repository.upsert_books`)."""
     started = time.perf_counter()
     errors = ErrorLog(path, keep_all=skip_invalid)
     size = path.stat().st_size if path.is_file() else 0
@@ -57,17 +46,15 @@ def ingest_books(
     with phases.phase("write"):
         result = repo.upsert_books(batches)
     rows = sum(len(b) for b in batches)
-    return IngestSummary(
+    return BookIngestResult(
         file=str(path),
         rows_read=rows + errors.count,
         rejected=errors.count,
         seconds=round(time.perf_counter() - started, 3),
-        details={
-            "inserted": len(result.inserted),
-            "updated": len(result.updated),
-            "unchanged": result.unchanged,
-            "changed_book_ids": result.inserted + result.updated,
-        },
+        inserted=len(result.inserted),
+        updated=len(result.updated),
+        unchanged=result.unchanged,
+        changed_book_ids=tuple(result.inserted + result.updated),
     )
 
 
@@ -78,7 +65,7 @@ def ingest_interactions(
     *,
     skip_invalid: bool = False,
     rejects: Path | None = None,
-) -> IngestSummary:
+) -> InteractionIngestResult:
     """Stream the file into one transaction; any invalid row (without skip_invalid) rolls it
     back, after the whole file was validated so the report counts every bad row.
 
@@ -107,16 +94,14 @@ def ingest_interactions(
         loader.rollback()
         raise
     _finish_errors(errors, skip_invalid, rejects, "interaction row")
-    return IngestSummary(
+    return InteractionIngestResult(
         file=str(path),
         rows_read=result.rows + errors.count,
         rejected=errors.count,
         seconds=round(time.perf_counter() - started, 3),
-        details={
-            "inserted": result.inserted,
-            "duplicates": result.duplicates,
-            "new_users": result.new_users,
-        },
+        inserted=result.inserted,
+        duplicates=result.duplicates,
+        new_users=result.new_users,
     )
 
 

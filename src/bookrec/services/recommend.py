@@ -1,13 +1,17 @@
-"""What the serving API would answer: recommendations for a user, similar books for a book."""
+"""What the serving API would answer: recommendations for a user, similar books for a book.
+
+The models are the model layer's, built from the vectors stored in the database."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bookrec.errors import InputError, NotReadyError
+from bookrec.errors import InputError, NoProfileError, NotReadyError, NoUserVectorError
+from bookrec.models import VECTOR_STRATEGIES
+from bookrec.models.base import BookVectors, Model, UserBatch
+from bookrec.results import Recommendation, Recommendations, SimilarBooks
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
 
@@ -15,22 +19,11 @@ if TYPE_CHECKING:
     from bookrec.algorithms.matrix import WeightScheme
 
 STRATEGIES = ("hybrid", "cf", "gnn", "content", "popular")
-COMMANDS = {"cf": "bookrec train cf", "gnn": "bookrec train gnn", "content": "bookrec embed"}
 SECONDS_PER_DAY = 86_400.0
 
 
-@dataclass
-class Recommendation:
-    rank: int
-    book: str
-    title: str
-    authors: str | None
-    score: float
-    strategies: list[str] = field(default_factory=list)
-
-
 class _Catalogue:
-    """All books as one index space, with vectors aligned to it on demand."""
+    """All books as one index space, with the stored vectors of the families asked for."""
 
     def __init__(self, repo: Repository, families: list[str]) -> None:
         self.repo = repo
@@ -43,17 +36,9 @@ class _Catalogue:
     def columns(self, ids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.book_ids, ids)
 
-    def vectors(self, family: str) -> np.ndarray | None:
-        """(n_books, d) with zero rows for books without a vector; None if none has one.
-        Read-only where every book has one (the loaded array itself)."""
+    def vectors(self, family: str) -> BookVectors | None:
         ids, vectors = self.loaded[family]
-        if len(ids) == 0:
-            return None
-        if np.array_equal(ids, self.book_ids):
-            return vectors
-        aligned = np.zeros((len(self.book_ids), vectors.shape[1]), dtype=np.float32)
-        aligned[self.columns(ids)] = vectors
-        return aligned
+        return BookVectors(family, ids, vectors) if len(ids) else None
 
     def popularity(self, scheme: WeightScheme, recent_days: float | None) -> np.ndarray:
         """Σ of event weights per book (stars above rate_zero_at for ratings)."""
@@ -76,11 +61,12 @@ def recommend(
     strategy: str = "hybrid",
     include_seen: bool = False,
     recent_days: float | None = None,
-) -> dict[str, Any]:
+) -> Recommendations:
     from bookrec.algorithms.matrix import weight_row
     from bookrec.algorithms.ranking import top_k
-    from bookrec.algorithms.scoring import available, fuse
-    from bookrec.services.training import weight_scheme
+    from bookrec.algorithms.scoring import available
+    from bookrec.models.hybrid import HybridModel
+    from bookrec.models.popular import PopularModel
 
     if strategy not in STRATEGIES:
         raise InputError(f"unknown strategy {strategy!r} (expected one of {', '.join(STRATEGIES)})")
@@ -91,19 +77,26 @@ def recommend(
             hint="users appear with their interactions: bookrec ingest interactions FILE",
         )
     wanted = _wanted(strategy, settings)
-    catalogue = _Catalogue(repo, [s for s in wanted if s in COMMANDS])
+    catalogue = _Catalogue(repo, [s for s in wanted if s in VECTOR_STRATEGIES])
     history = repo.load_interactions(user_id)
-    scheme = weight_scheme(settings)
-    weights = weight_row(history, catalogue.book_ids, scheme)[None, :]
+    scheme = settings.weights.scheme()
+    users = UserBatch(
+        np.array([user_id], dtype=np.int64), weight_row(history, catalogue.book_ids, scheme)[None]
+    )
     popularity = catalogue.popularity(scheme, recent_days)
-    parts = _score_parts(repo, catalogue, settings, user_id, weights, popularity, wanted, strategy)
+    models: dict[str, Model] = {"popular": PopularModel(catalogue.book_ids, popularity)}
+    models |= _vector_models(
+        repo, catalogue, users, popularity, wanted, explicit=strategy != "hybrid"
+    )
     if strategy == "hybrid":
-        hybrid_weights = settings.hybrid.model_dump()
-        scores = fuse(parts, hybrid_weights, fallback="popular")
-        used = [s for s in parts if hybrid_weights.get(s, 0) > 0 and available(parts[s])[0]]
+        hybrid = HybridModel(models, settings.hybrid.model_dump())
+        parts = hybrid.part_scores(users)
+        scores = hybrid.fuse(parts)
+        used = [s for s in parts if hybrid.weights.get(s, 0) > 0 and available(parts[s])[0]]
         used = used or ["popular"]
     else:
-        scores = parts[strategy]
+        scores = models[strategy].scores(users)
+        parts = {strategy: scores}
         used = [strategy]
     seen = set(history.book_ids.tolist())  # np.unique would import numpy.ma: +30 ms
     if not include_seen and seen:
@@ -115,25 +108,19 @@ def recommend(
     results = []
     for rank, column in enumerate(best.tolist(), start=1):
         book = books[int(catalogue.book_ids[column])]
-        contributed = [s for s in used if np.isfinite(parts[s][0, column])]
+        contributed = tuple(s for s in used if np.isfinite(parts[s][0, column]))
+        score = round(float(scores[0, column]), 4)
         results.append(
-            Recommendation(
-                rank,
-                book.external_id,
-                book.title,
-                book.authors,
-                round(float(scores[0, column]), 4),
-                contributed,
-            )
+            Recommendation(rank, book.external_id, book.title, book.authors, score, contributed)
         )
-    return {
-        "user": user,
-        "strategy": strategy,
-        "strategies_used": used,
-        "interactions": len(history),
-        "excluded_seen": 0 if include_seen else len(seen),
-        "recommendations": [asdict(r) for r in results],
-    }
+    return Recommendations(
+        user=user,
+        strategy=strategy,
+        strategies_used=tuple(used),
+        interactions=len(history),
+        excluded_seen=0 if include_seen else len(seen),
+        recommendations=tuple(results),
+    )
 
 
 def _wanted(strategy: str, settings: Settings) -> list[str]:
@@ -143,96 +130,80 @@ def _wanted(strategy: str, settings: Settings) -> list[str]:
     return [s for s in ("cf", "gnn", "content", "popular") if weights[s] > 0] or ["popular"]
 
 
-def _score_parts(
+def _vector_models(
     repo: Repository,
     catalogue: _Catalogue,
-    settings: Settings,
-    user_id: int,
-    weights: np.ndarray,  # the user's row of the confidence matrix (1 × n_books)
+    users: UserBatch,
     popularity: np.ndarray,
     wanted: list[str],
-    strategy: str,
-) -> dict[str, np.ndarray]:
-    """Scores (1, n_books) of every wanted strategy that can serve this user. An explicitly
-    asked strategy that cannot is an error naming what to run; hybrid just leaves it out."""
-    from bookrec.algorithms.scoring import DEFAULT_PRIOR, EmbeddingScorer, cf_scores, popular_scores
+    *,
+    explicit: bool,
+) -> dict[str, Model]:
+    """The models of the wanted vector strategies that can serve this user. A strategy asked
+    for by name that cannot is an error naming what to run; hybrid just leaves it out."""
+    from bookrec.models.cf import CfVectors
+    from bookrec.models.embedding import EmbeddingModel
 
-    explicit = strategy != "hybrid"
-    parts: dict[str, np.ndarray] = {}
+    commands = VECTOR_STRATEGIES
+    models: dict[str, Model] = {}
     for name in wanted:
-        if name == "popular":
-            parts[name] = popular_scores(popularity, 1)
+        if name not in commands:
             continue
-        vectors = catalogue.vectors(name)
-        if vectors is None:
+        books = catalogue.vectors(name)
+        if books is None:
             if explicit:
-                raise NotReadyError(f"no {name} vectors yet", hint=f"run {COMMANDS[name]}")
+                raise NotReadyError(f"no {name} vectors yet", hint=f"run {commands[name]}")
             continue
         if name == "cf":
+            user_id = int(users.user_ids[0])
             user_vector = repo.load_vector("cf", "users", user_id)
-            if user_vector is None or user_vector.shape[0] != vectors.shape[1]:
+            if user_vector is None or user_vector.shape[0] != books.dim:
                 if explicit:
-                    raise NotReadyError(
-                        "this user has no cf vector (newer than the last training, or below"
-                        " --min-interactions)",
-                        hint="run bookrec train cf, or use --strategy hybrid",
+                    raise NoUserVectorError(
+                        "cf", "newer than the last training, or below --min-interactions"
                     )
                 continue
-            present = np.linalg.norm(vectors, axis=1) > 0
-            parts[name] = cf_scores(user_vector[None, :], vectors, present)
+            vectors = CfVectors(users.user_ids, user_vector[None], books.book_ids, books.vectors)
+            models[name] = vectors.model(catalogue.book_ids)
             continue
-        if not weights.any():
+        if not users.weights.any():
             if explicit:
-                raise NotReadyError(
-                    f"this user has no interactions to build a {name} profile from",
-                    hint="use --strategy popular or hybrid",
-                )
+                raise NoProfileError(name)
             continue
-        scorer = EmbeddingScorer(vectors, popularity, DEFAULT_PRIOR.get(name, 0.0))
-        scores = scorer.scores(weights)
-        if np.isfinite(scores).any() or explicit:
-            parts[name] = scores
-    if "popular" not in parts:
-        parts["popular"] = popular_scores(popularity, 1)
-    return parts
+        models[name] = EmbeddingModel(books, catalogue.book_ids, popularity)
+    return models
 
 
-def similar(repo: Repository, book: str, *, space: str = "content", k: int = 10) -> dict[str, Any]:
+def similar(repo: Repository, book: str, *, space: str = "content", k: int = 10) -> SimilarBooks:
     from bookrec.algorithms.scoring import similar_books
 
-    if space not in COMMANDS:
+    commands = VECTOR_STRATEGIES
+    if space not in commands:
         raise InputError(f"unknown space {space!r} (expected cf, gnn or content)")
     book_id = repo.find_book(book)
     if book_id is None:
         raise InputError(f"unknown book {book!r}", hint="bookrec ingest books FILE")
     ids, vectors = repo.load_vectors(space, "books")
     if len(ids) == 0:
-        raise NotReadyError(f"no {space} vectors yet", hint=f"run {COMMANDS[space]}")
+        raise NotReadyError(f"no {space} vectors yet", hint=f"run {commands[space]}")
     row = np.searchsorted(ids, book_id)
     if row >= len(ids) or ids[row] != book_id:
         raise NotReadyError(
             f"book {book!r} has no {space} vector (it has no interactions, or is newer than"
             " the last run)",
-            hint=f"run {COMMANDS[space]}",
+            hint=f"run {commands[space]}",
         )
     rows, cosines = similar_books(vectors, int(row), k)
     summaries = {b.id: b for b in repo.book_summaries([*ids[rows].tolist(), book_id])}
-    query = summaries[book_id]
-    return {
-        "book": book,
-        "title": query.title,
-        "space": space,
-        "similar": [
-            asdict(
-                Recommendation(
-                    rank,
-                    summaries[int(ids[r])].external_id,
-                    summaries[int(ids[r])].title,
-                    summaries[int(ids[r])].authors,
-                    round(float(c), 4),
-                    [space],
-                )
+    found = []
+    for rank, (r, cosine) in enumerate(zip(rows.tolist(), cosines.tolist(), strict=True), 1):
+        summary = summaries[int(ids[r])]
+        found.append(
+            Recommendation(
+                rank, summary.external_id, summary.title, summary.authors, round(cosine, 4),
+                (space,),
             )
-            for rank, (r, c) in enumerate(zip(rows.tolist(), cosines.tolist(), strict=True), 1)
-        ],
-    }
+        )  # fmt: skip
+    return SimilarBooks(
+        book=book, title=summaries[book_id].title, space=space, similar=tuple(found)
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bookrec.domain import VECTOR_FAMILIES
+from bookrec.models import VECTOR_STRATEGIES as COMMANDS
+from bookrec.results import DatabaseStatus, FamilyStatus, RunSummary, SideStatus, StatusReport
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository, TrainingRun
 from bookrec.storage.snapshots import EVENT_COUNTS_SNAPSHOT, snapshot_name
@@ -17,101 +19,82 @@ STRATEGY_NEEDS = {
 }
 
 
-def collect_status(repo: Repository, settings: Settings) -> dict[str, Any]:
+def collect_status(repo: Repository, settings: Settings) -> StatusReport:
     version = repo.schema_version()
     latest = repo.latest_schema_version()
-    report: dict[str, Any] = {
-        "database": {
-            "backend": repo.backend,
-            "url": repo.url.masked,
-            "reachable": True,
-            "schema_version": version,
-            "latest_schema_version": latest,
-        },
-        "warnings": [],
-    }
+    database = DatabaseStatus(repo.backend, repo.url.masked, True, version, latest)
     if version is None:
-        report["warnings"].append("the database has no bookrec schema: run bookrec db init")
-        report["ready"] = False
-        report["strategies"] = dict.fromkeys([*STRATEGY_NEEDS, "hybrid"], False)
-        return report
-    if version < latest:
-        report["warnings"].append(
-            f"schema version {version} is older than {latest}: run bookrec db upgrade"
+        return StatusReport(
+            database,
+            ("the database has no bookrec schema: run bookrec db init",),
+            ready=False,
+            strategies=dict.fromkeys([*STRATEGY_NEEDS, "hybrid"], False),
         )
-        report["ready"] = False
-        return report
+    if version < latest:
+        warning = f"schema version {version} is older than {latest}: run bookrec db upgrade"
+        return StatusReport(database, (warning,), ready=False)
 
     counts = repo.counts()
-    report["counts"] = counts
-    families = {name: _family(repo, name, counts) for name in VECTOR_FAMILIES}
     snapshots = repo.snapshot_names()
-    for name, family in families.items():
-        family["snapshot"] = snapshot_name(name) in snapshots
-    report["vectors"] = families
-    report["event_counts_snapshot"] = EVENT_COUNTS_SNAPSHOT in snapshots
-    report["strategies"] = _strategies(counts, families)
-    report["warnings"].extend(_warnings(counts, families, settings))
-    report["ready"] = all(report["strategies"].values()) and not report["warnings"]
-    return report
+    families = {
+        name: _family(repo, name, snapshot_name(name) in snapshots) for name in VECTOR_FAMILIES
+    }
+    strategies = _strategies(counts, families)
+    warnings = tuple(_warnings(counts, families, settings))
+    return StatusReport(
+        database,
+        warnings,
+        ready=all(strategies.values()) and not warnings,
+        counts=counts,
+        vectors=families,
+        event_counts_snapshot=EVENT_COUNTS_SNAPSHOT in snapshots,
+        strategies=strategies,
+    )
 
 
-def _run_summary(run: TrainingRun | None) -> dict[str, Any] | None:
+def _run_summary(run: TrainingRun | None) -> RunSummary | None:
     if run is None:
         return None
-    return {
-        "id": run.id,
-        "status": run.status,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "parameters": run.parameters,
-        "error": run.error,
-    }
+    return RunSummary(
+        run.id, run.status, run.started_at, run.finished_at, run.parameters, run.error
+    )
 
 
-def _family(repo: Repository, family: str, counts: dict[str, Any]) -> dict[str, Any]:
-    users_column = VECTOR_FAMILIES[family][1]
+def _family(repo: Repository, family: str, snapshot: bool) -> FamilyStatus:
     sides = {"books": repo.vector_stats(family, "books")}
-    if users_column:
+    if VECTOR_FAMILIES[family][1]:
         sides["users"] = repo.vector_stats(family, "users")
     run = repo.latest_run(family)
-    last_attempt = repo.latest_run(family, status=None)
     since = None
     if run is not None and run.max_interaction_id is not None:
         since = repo.interactions_after(run.max_interaction_id)
-    return {
-        "sides": {
-            side: {
-                "column": stats.column,
-                "rows": stats.rows,
-                "with_vector": stats.with_vector,
-                "dimensions": sorted(stats.dimensions),
-            }
-            for side, stats in sides.items()
+    return FamilyStatus(
+        sides={
+            side: SideStatus(s.column, s.rows, s.with_vector, tuple(sorted(s.dimensions)))
+            for side, s in sides.items()
         },
-        "run": _run_summary(run),
-        "last_attempt": _run_summary(last_attempt),
-        "interactions_since_run": since,
-    }
+        run=_run_summary(run),
+        last_attempt=_run_summary(repo.latest_run(family, status=None)),
+        interactions_since_run=since,
+        snapshot=snapshot,
+    )
 
 
-def _has_vectors(family: dict[str, Any]) -> bool:
-    return all(side["with_vector"] > 0 for side in family["sides"].values())
-
-
-def _strategies(counts: dict[str, Any], families: dict[str, Any]) -> dict[str, bool]:
+def _strategies(counts: dict[str, Any], families: dict[str, FamilyStatus]) -> dict[str, bool]:
     interactions = counts["interactions"] > 0
     ready = {
         "popular": interactions,
-        "cf": _has_vectors(families["cf"]),
-        "gnn": _has_vectors(families["gnn"]) and interactions,
-        "content": _has_vectors(families["content"]),
+        "cf": families["cf"].complete,
+        "gnn": families["gnn"].complete and interactions,
+        "content": families["content"].complete,
     }
     ready["hybrid"] = ready["popular"] and any(ready[s] for s in ("cf", "gnn", "content"))
     return ready
 
 
-def _warnings(counts: dict[str, Any], families: dict[str, Any], settings: Settings) -> list[str]:
+def _warnings(
+    counts: dict[str, Any], families: dict[str, FamilyStatus], settings: Settings
+) -> list[str]:
     warnings = []
     if counts["books"] == 0:
         warnings.append("no books yet: run bookrec ingest books FILE")
@@ -119,27 +102,26 @@ def _warnings(counts: dict[str, Any], families: dict[str, Any], settings: Settin
         warnings.append("no interactions yet: run bookrec ingest interactions FILE")
     max_age = settings.status.max_vector_age_hours * 3600
     last_interaction = counts.get("last_interaction_at")
-    commands = {"cf": "bookrec train cf", "gnn": "bookrec train gnn", "content": "bookrec embed"}
     for name, family in families.items():
-        for side, stats in family["sides"].items():
-            if len(stats["dimensions"]) > 1:
+        for side, stats in family.sides.items():
+            if len(stats.dimensions) > 1:
                 warnings.append(
-                    f"{name} vectors of {side} mix dimensions {stats['dimensions']}:"
-                    f" run {commands[name]}"
+                    f"{name} vectors of {side} mix dimensions {list(stats.dimensions)}:"
+                    f" run {COMMANDS[name]}"
                 )
-        dims = {d for stats in family["sides"].values() for d in stats["dimensions"]}
-        if len(family["sides"]) > 1 and len(dims) > 1:
+        dims = {d for stats in family.sides.values() for d in stats.dimensions}
+        if len(family.sides) > 1 and len(dims) > 1:
             warnings.append(f"{name} vectors of users and books differ in dimension {sorted(dims)}")
-        run, attempt = family["run"], family["last_attempt"]
-        if attempt and attempt["status"] == "failed":
+        run, attempt = family.run, family.last_attempt
+        if attempt and attempt.status == "failed":
             warnings.append(
-                f"the last {name} run ({attempt['id']}) failed: {attempt['error'] or 'unknown'}"
+                f"the last {name} run ({attempt.id}) failed: {attempt.error or 'unknown'}"
             )
         if run and last_interaction and name != "content":
-            age = last_interaction - run["started_at"]
+            age = last_interaction - run.started_at
             if age > max_age:
                 warnings.append(
                     f"{name} vectors are {age / 3600:.0f} h older than the newest interaction"
-                    f" (limit {max_age / 3600:.0f} h): run {commands[name]}"
+                    f" (limit {max_age / 3600:.0f} h): run {COMMANDS[name]}"
                 )
     return warnings

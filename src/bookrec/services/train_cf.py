@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from functools import partial
 
+from bookrec.models.cf import cf_core, cf_regularization, fit_cf
 from bookrec.progress import Phases
+from bookrec.results import TrainCfResult
 from bookrec.services.training import (
     counting_book_events,
     load_training_data,
@@ -16,66 +18,47 @@ from bookrec.settings import Settings
 from bookrec.storage.base import Repository
 
 
-def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False):
-    """Train and write back in one transaction; returns the run's summary."""
-    from bookrec.algorithms.cf import fit_als, regularization_for
-
+def train_cf(
+    repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False
+) -> TrainCfResult:
+    """Train and write back in one transaction."""
     cf = settings.cf
     started = time.perf_counter()
     with repo.training_lock("cf", wait=wait):
-        data = load_training_data(
-            repo, settings, phases,
-            min_user_interactions=cf.min_interactions, min_book_interactions=cf.min_interactions,
-        )  # fmt: skip
-        m = data.matrix
-        regularization = regularization_for(cf.regularization, m.nnz, cf.alpha)
+        data = load_training_data(repo, settings, phases, partial(cf_core, settings=cf))
+        core = data.matrix
         parameters = {
             **cf.model_dump(),
-            "regularization_used": round(regularization, 6),
+            "regularization_used": round(cf_regularization(core, cf), 6),
             "weights": settings.weights.model_dump(),
         }
         with recorded_run(repo, "cf", parameters, phases) as run_id:
             with phases.phase("fit", total=cf.iterations) as update:
-                factors = fit_als(
-                    m.matrix,
-                    factors=cf.factors,
-                    iterations=cf.iterations,
-                    regularization=regularization,
-                    alpha=cf.alpha,
-                    seed=cf.seed,
-                    threads=cf.threads,
-                    on_iteration=update,
-                )
-            result = run_result(data, phases, metrics={"pairs": int(m.nnz)})
+                fit = fit_cf(core, cf, on_iteration=update)
+            result = run_result(data, phases, metrics={"pairs": fit.pairs})
+            vectors = fit.vectors
             with phases.phase("write", total=data.n_users + data.n_books) as update:
                 write_started = time.perf_counter()
                 with counting_book_events(data.interactions) as event_counts:
                     repo.replace_vectors(
-                        "cf",
-                        run_id,
-                        result,
-                        book_ids=m.book_ids,
-                        book_vectors=factors.item_factors,
-                        user_ids=m.user_ids,
-                        user_vectors=factors.user_factors,
-                        on_progress=update,
-                        event_counts=event_counts,
-                    )
+                        "cf", run_id, result,
+                        book_ids=vectors.book_ids, book_vectors=vectors.book_vectors,
+                        user_ids=vectors.user_ids, user_vectors=vectors.user_vectors,
+                        on_progress=update, event_counts=event_counts,
+                    )  # fmt: skip
                 write_seconds = time.perf_counter() - write_started
         # The write phase's own time is known only after its commit.
         repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
-    summary: dict[str, Any] = {
-        "run_id": run_id,
-        "model": "cf",
-        "users": data.n_users,
-        "books": data.n_books,
-        "interactions": len(data.interactions),
-        "pairs": int(m.nnz),
-        "factors": cf.factors,
-        "regularization": round(regularization, 6),
-        "iterations": cf.iterations,
-        "phases": phases.seconds,
-        "vectors_per_second": round((data.n_users + data.n_books) / max(write_seconds, 1e-9)),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    return summary
+    return TrainCfResult(
+        run_id=run_id,
+        users=data.n_users,
+        books=data.n_books,
+        interactions=len(data.interactions),
+        pairs=fit.pairs,
+        factors=cf.factors,
+        regularization=round(fit.regularization, 6),
+        iterations=cf.iterations,
+        phases=phases.seconds,
+        vectors_per_second=round((data.n_users + data.n_books) / max(write_seconds, 1e-9)),
+        seconds=round(time.perf_counter() - started, 3),
+    )

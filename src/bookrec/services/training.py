@@ -7,8 +7,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
+from bookrec.algorithms.matrix import InteractionMatrix
 from bookrec.domain import BookEventCounts, InteractionArrays
-from bookrec.errors import NotReadyError, scrub
+from bookrec.errors import NoInteractionsError, scrub
 from bookrec.progress import Phases
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
@@ -16,52 +17,36 @@ from bookrec.storage.base import Repository
 
 @dataclass(frozen=True)
 class TrainingData:
+    """Every interaction read, and the k-core confidence matrix a model trains on."""
+
     interactions: InteractionArrays
-    matrix: object  # bookrec.algorithms.matrix.InteractionMatrix
+    matrix: InteractionMatrix
 
     @property
     def n_users(self) -> int:
-        return int(self.matrix.shape[0])  # type: ignore[attr-defined]
+        return int(self.matrix.shape[0])
 
     @property
     def n_books(self) -> int:
-        return int(self.matrix.shape[1])  # type: ignore[attr-defined]
-
-
-def weight_scheme(settings: Settings):
-    from bookrec.algorithms.matrix import WeightScheme
-
-    return WeightScheme(**settings.weights.model_dump())
+        return int(self.matrix.shape[1])
 
 
 def load_training_data(
     repo: Repository,
     settings: Settings,
     phases: Phases,
-    *,
-    min_user_interactions: int,
-    min_book_interactions: int,
+    core: Callable[[InteractionMatrix], InteractionMatrix],
 ) -> TrainingData:
-    """All interactions as a k-core-filtered confidence matrix; the guide's errors if too few."""
-    from bookrec.algorithms.matrix import build_matrix, k_core
+    """All interactions as the confidence matrix, filtered by the model's `core` (its k-core;
+    NotEnoughDataError if too few are left)."""
+    from bookrec.algorithms.matrix import build_matrix
 
     with phases.phase("load"):
         interactions = repo.load_interactions()
     if len(interactions) == 0:
-        raise NotReadyError(
-            "No interactions found",
-            hint="users need to interact with books first: bookrec ingest interactions FILE",
-        )
+        raise NoInteractionsError()
     with phases.phase("filter"):
-        matrix = build_matrix(interactions, weight_scheme(settings))
-        matrix = k_core(matrix, min_user_interactions, min_book_interactions)
-    if matrix.shape[0] < 2 or matrix.shape[1] < 2:
-        raise NotReadyError(
-            f"Not enough users/items: {matrix.shape[0]} users and {matrix.shape[1]} books"
-            f" have enough interactions (at least {min_user_interactions} per user and"
-            f" {min_book_interactions} per book); 2 of each are needed",
-            hint="need more user activity, or lower --min-interactions",
-        )
+        matrix = core(build_matrix(interactions, settings.weights.scheme()))
     return TrainingData(interactions, matrix)
 
 

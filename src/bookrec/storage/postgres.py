@@ -550,10 +550,7 @@ class PostgresRepository(Repository):
         else:
             got = self.conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
             if not got.fetchone()[0]:
-                raise LockBusyError(
-                    f"another bookrec train {model} is running on {self.url.where}",
-                    hint="wait for it to finish, or pass --wait",
-                )
+                raise LockBusyError(f"train {model}", self.url.where)
         try:
             yield
         finally:

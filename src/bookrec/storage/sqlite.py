@@ -414,10 +414,7 @@ class SqliteRepository(Repository):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
-                raise LockBusyError(
-                    f"another bookrec {name.replace('-', ' ')} is running on {self.url.where}",
-                    hint="wait for it to finish, or pass --wait",
-                ) from None
+                raise LockBusyError(name.replace("-", " "), self.url.where) from None
             yield
         finally:
             os.close(fd)

@@ -1,0 +1,265 @@
+"""The public Python API: `bookrec.open()` and what it returns. The commands are thin calls of it.
+
+    import bookrec
+
+    with bookrec.open("sqlite:///books.db", create=True) as db:
+        db.init()
+        db.ingest_books("books.csv")
+        db.ingest_interactions("events.csv")
+        print(db.train_cf(factors=64).users)
+        for item in db.recommend("u42", k=5).recommendations:
+            print(item.rank, item.title, item.score)
+
+Settings are the defaults unless given (`bookrec.Settings()` reads BOOKREC_* variables and a
+`.env` file; the API never does so by itself). Every method returns a frozen dataclass of
+`bookrec.results` and raises a `bookrec.errors.BookrecError` for what it cannot do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bookrec.progress import Display, Phases
+from bookrec.results import (
+    BookIngestResult,
+    DemoResult,
+    EmbedResult,
+    EvaluationReport,
+    InteractionIngestResult,
+    MigrationResult,
+    Recommendations,
+    SimilarBooks,
+    StatusReport,
+    TrainCfResult,
+    TrainGnnResult,
+)
+from bookrec.settings import Settings
+
+if TYPE_CHECKING:
+    from bookrec.storage.base import Repository
+
+
+def open(
+    url: str | None = None,
+    settings: Settings | None = None,
+    *,
+    create: bool = False,
+    display: Display | None = None,
+) -> Bookrec:
+    """Connect to a bookrec database.
+
+    url: `postgresql://…`, a libpq connection string or `sqlite:///path`; default: the
+    settings' database URL, else the embedded SQLite file in the user data directory.
+    settings: every model and weight setting (default: the defaults, nothing read from the
+    environment). create: allow creating a new SQLite file. display: where long jobs report
+    progress (bookrec.console.RichDisplay), none by default.
+    """
+    from bookrec.settings import database_url
+    from bookrec.storage import open_repository
+
+    settings = settings if settings is not None else Settings.defaults()
+    if url is not None:
+        settings = settings.with_overrides("database", url=url)
+    repo = open_repository(
+        database_url(settings), create=create, connect_timeout=settings.database.connect_timeout
+    )
+    return Bookrec(repo, settings, display)
+
+
+class Bookrec:
+    """One open bookrec database and the settings its jobs run with."""
+
+    def __init__(
+        self, repo: Repository, settings: Settings, display: Display | None = None
+    ) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.display = display
+        self._schema_checked = False
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password masked."""
+        return self.repo.url.masked
+
+    @property
+    def where(self) -> str:
+        """The database in words (backend and host or file), for messages."""
+        return self.repo.url.where
+
+    def close(self) -> None:
+        self.repo.close()
+
+    def __enter__(self) -> Bookrec:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ------------------------------------------------------------------------------
+    def init(self) -> MigrationResult:
+        """Create the schema, or apply the migrations it lacks (idempotent)."""
+        return self._migrate(create=True)
+
+    def upgrade(self) -> MigrationResult:
+        """Apply the migrations the database lacks; SchemaMissingError if it has no schema."""
+        return self._migrate(create=False)
+
+    def _migrate(self, *, create: bool) -> MigrationResult:
+        from bookrec.errors import SchemaMissingError
+
+        before = self.repo.schema_version()
+        if before is None and not create:
+            raise SchemaMissingError()
+        applied = self.repo.migrate()
+        return MigrationResult(
+            database=self.where,
+            schema_version_before=before,
+            schema_version=self.repo.schema_version(),
+            applied=tuple(f"{m.version:04d}_{m.name}" for m in applied),
+        )
+
+    # -- loading -------------------------------------------------------------------------------
+    def ingest_books(
+        self,
+        path: str | Path,
+        *,
+        embed: bool = True,
+        skip_invalid: bool = False,
+        rejects: str | Path | None = None,
+    ) -> BookIngestResult:
+        """Upsert the books of a CSV/JSONL file; embed the new and changed ones unless not
+        `embed`. Any invalid row means nothing is written, unless `skip_invalid` (the rejected
+        rows then go to `rejects`, a CSV, if given)."""
+        from bookrec.services.embed import check_model_available, embed_books
+        from bookrec.services.ingest import ingest_books
+
+        self._require_schema()
+        if embed:
+            check_model_available(self.settings)
+        phases = self._phases()
+        result = ingest_books(
+            self.repo, Path(path), phases, skip_invalid=skip_invalid, rejects=_path(rejects)
+        )
+        if embed and result.changed_book_ids:
+            embedded = embed_books(self.repo, self.settings, phases, only_missing=True)
+            result = replace(result, embeddings=embedded)
+        return result
+
+    def ingest_interactions(
+        self, path: str | Path, *, skip_invalid: bool = False, rejects: str | Path | None = None
+    ) -> InteractionIngestResult:
+        """Load the events of a CSV/JSONL file in one transaction (see `ingest_books` for
+        invalid rows); unknown users are created."""
+        from bookrec.services.ingest import ingest_interactions
+
+        self._require_schema()
+        return ingest_interactions(
+            self.repo, Path(path), self._phases(), skip_invalid=skip_invalid,
+            rejects=_path(rejects),
+        )  # fmt: skip
+
+    # -- training ------------------------------------------------------------------------------
+    def embed(
+        self, *, only_missing: bool = False, wait: bool = False, **content: Any
+    ) -> EmbedResult:
+        """Content vectors of the books; `content` overrides settings.content (model, dim, …)."""
+        from bookrec.services.embed import embed_books
+
+        self._require_schema()
+        settings = self.settings.with_overrides("content", **content)
+        return embed_books(
+            self.repo, settings, self._phases(), only_missing=only_missing, wait=wait
+        )
+
+    def train_cf(self, *, wait: bool = False, **cf: Any) -> TrainCfResult:
+        """ALS user and book vectors; `cf` overrides settings.cf (factors, iterations, …).
+        `wait`: queue behind a running cf training instead of failing (LockBusyError)."""
+        from bookrec.services.train_cf import train_cf
+
+        self._require_schema()
+        settings = self.settings.with_overrides("cf", **cf)
+        return train_cf(self.repo, settings, self._phases(), wait=wait)
+
+    def train_gnn(self, *, wait: bool = False, **gnn: Any) -> TrainGnnResult:
+        """node2vec book vectors; `gnn` overrides settings.gnn (dim, walk_length, …)."""
+        from bookrec.services.train_gnn import train_gnn
+
+        self._require_schema()
+        settings = self.settings.with_overrides("gnn", **gnn)
+        return train_gnn(self.repo, settings, self._phases(), wait=wait)
+
+    # -- answers -------------------------------------------------------------------------------
+    def recommend(
+        self,
+        user: str,
+        *,
+        k: int = 10,
+        strategy: str = "hybrid",
+        include_seen: bool = False,
+        recent_days: float | None = None,
+    ) -> Recommendations:
+        """What the serving API would answer for a user (external id)."""
+        from bookrec.services.recommend import recommend
+
+        self._require_schema()
+        return recommend(
+            self.repo, self.settings, user, k=k, strategy=strategy, include_seen=include_seen,
+            recent_days=recent_days,
+        )  # fmt: skip
+
+    def similar(self, book: str, *, space: str = "content", k: int = 10) -> SimilarBooks:
+        """The nearest books to a book (external id) in one vector space: cf, gnn or content."""
+        from bookrec.services.recommend import similar
+
+        self._require_schema()
+        return similar(self.repo, book, space=space, k=k)
+
+    def evaluate(
+        self,
+        *,
+        split: str = "random",
+        test_fraction: float = 0.2,
+        k: int = 10,
+        strategies: Sequence[str] = ("popular", "cf", "gnn", "content", "hybrid"),
+        seed: int = 42,
+    ) -> EvaluationReport:
+        """Ranking metrics of each strategy, its models fitted in memory on a split of the
+        stored interactions (stored vectors are never touched)."""
+        from bookrec.services.evaluate import evaluate_strategies
+
+        self._require_schema()
+        return evaluate_strategies(
+            self.repo, self.settings, self._phases(), split=split, test_fraction=test_fraction,
+            k=k, strategies=list(strategies), seed=seed,
+        )  # fmt: skip
+
+    def status(self) -> StatusReport:
+        """Counts, vector coverage, runs, staleness and warnings (works without a schema)."""
+        from bookrec.services.status import collect_status
+
+        return collect_status(self.repo, self.settings)
+
+    def demo(self, *, users: int = 500, seed: int = 42, force: bool = False) -> DemoResult:
+        """The whole workflow on the bundled books and synthetic readers."""
+        from bookrec.services.demo import run_demo
+
+        return run_demo(
+            self.repo, self.settings, self._phases(), users=users, seed=seed, force=force
+        )
+
+    # -----------------------------------------------------------------------------------------
+    def _require_schema(self) -> None:
+        if not self._schema_checked:
+            self.repo.require_schema()
+            self._schema_checked = True
+
+    def _phases(self) -> Phases:
+        return Phases(self.display)
+
+
+def _path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)

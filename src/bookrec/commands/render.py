@@ -1,0 +1,219 @@
+"""How results look on a terminal: the text output of every command, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bookrec.results import (
+    BookIngestResult,
+    DemoResult,
+    EmbedResult,
+    EvaluationReport,
+    FamilyStatus,
+    InteractionIngestResult,
+    MigrationResult,
+    Recommendation,
+    StatusReport,
+    TrainCfResult,
+    TrainGnnResult,
+)
+
+
+def migration(result: MigrationResult) -> str:
+    if result.applied:
+        return (
+            f"{result.database}: schema at version {result.schema_version}"
+            f" (applied {', '.join(result.applied)})"
+        )
+    return f"{result.database}: schema already at version {result.schema_version}, nothing to do"
+
+
+def book_ingest(result: BookIngestResult, file_name: str) -> str:
+    text = (
+        f"{file_name}: {result.inserted} books added, {result.updated} updated,"
+        f" {result.unchanged} unchanged"
+        + (f", {result.rejected} rejected" if result.rejected else "")
+        + f" in {result.seconds:.1f}s"
+    )
+    if result.embeddings is not None:
+        text += "\n" + embedding(result.embeddings)
+    return text
+
+
+def interaction_ingest(result: InteractionIngestResult, file_name: str) -> str:
+    rate = result.rows_read / result.seconds if result.seconds else 0
+    return (
+        f"{file_name}: {result.inserted} interactions added, {result.duplicates} already there,"
+        f" {result.new_users} new users"
+        + (f", {result.rejected} rejected" if result.rejected else "")
+        + f" in {result.seconds:.1f}s ({rate:,.0f} rows/s)"
+    )
+
+
+def embedding(result: EmbedResult) -> str:
+    if result.run_id is None:
+        return f"content: every book with text already has a vector ({result.model})"
+    text = (
+        f"content run {result.run_id}: {result.embedded:,} books embedded"
+        f" ({result.model}, {result.dim}-d, {result.mode})"
+        f", {result.without_text:,} without usable text (NULL)"
+        f" in {result.seconds:.1f}s ({result.books_per_second:,} books/s)"
+    )
+    if result.refit_reason:
+        text += f"; full refit: {result.refit_reason}"
+    return text
+
+
+def training(result: TrainCfResult | TrainGnnResult) -> str:
+    if isinstance(result, TrainCfResult):
+        vectors = f"{result.users:,} user and {result.books:,} book vectors ({result.factors}-d)"
+    else:
+        vectors = f"{result.books:,} book vectors ({result.dim}-d, {result.engine} engine)"
+    phases = ", ".join(f"{name} {sec:.1f}s" for name, sec in result.phases.items())
+    return (
+        f"{result.model} run {result.run_id}: {vectors} from"
+        f" {result.interactions:,} interactions in {result.seconds:.1f}s ({phases})"
+    )
+
+
+def book_table(title: str, rows: Sequence[Recommendation], with_strategies: bool) -> None:
+    from rich.table import Table
+
+    from bookrec import console
+
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
+    for column in ("#", "book", "title", "authors", "score"):
+        table.add_column(column, overflow="fold")
+    if with_strategies:
+        table.add_column("strategies")
+    for row in rows:
+        cells = [str(row.rank), row.book, row.title, row.authors or "", f"{row.score:.3f}"]
+        if with_strategies:
+            cells.append(",".join(row.strategies))
+        table.add_row(*cells)
+    console.stdout.print(table, markup=False)
+
+
+def evaluation(report: EvaluationReport) -> None:
+    from rich.table import Table
+
+    from bookrec import console
+
+    k = report.k
+    out = console.stdout
+    lines = [f"{key}: {value}" for key, value in report.protocol.items() if key != "train_seconds"]
+    out.print("protocol\n  " + "\n  ".join(lines), markup=False, highlight=False)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    columns = ["strategy", f"P@{k}", f"R@{k}", f"nDCG@{k}", f"MAP@{k}", f"HR@{k}", "coverage"]
+    for column in [*columns, "served", "train s", "score s"]:
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for row in report.rows():
+        metrics = [row[m] for m in ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")]
+        table.add_row(
+            row["strategy"],
+            *(f"{m:.4f}" if m is not None else "-" for m in metrics),
+            f"{row['users_served']}/{row['users']}",
+            f"{row['train_seconds']:.1f}",
+            f"{row['score_seconds']:.1f}",
+        )
+    out.print(table)
+    out.print(f"evaluated in {report.seconds:.1f}s", highlight=False)
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def status(report: StatusReport) -> None:
+    from rich.markup import escape
+
+    from bookrec import console
+
+    out = console.stdout
+    db = report.database
+    out.print(
+        f"[bold]database[/] {db.backend} {db.url}  schema v{db.schema_version or '-'}"
+        f" (latest v{db.latest_schema_version})",
+        highlight=False,
+    )
+    counts = report.counts
+    if counts:
+        events = ", ".join(f"{k} {v:,}" for k, v in counts["interactions_by_event"].items() if v)
+        out.print(
+            f"[bold]data[/] {counts['books']:,} books, {counts['users']:,} users,"
+            f" {counts['interactions']:,} interactions ({events or 'none'})",
+            highlight=False,
+        )
+        if counts["interactions"]:
+            out.print(
+                f"     interactions from {_when(counts['first_interaction_at'])}"
+                f" to {_when(counts['last_interaction_at'])} UTC",
+                highlight=False,
+            )
+    if report.vectors:
+        _vector_table(report.vectors)
+    strategies = report.strategies or {}
+    ready = [s for s, ok in strategies.items() if ok]
+    missing = [s for s, ok in strategies.items() if not ok]
+    out.print(
+        f"[bold]ready[/] {', '.join(ready) or 'none'}"
+        + (f"   [bold]not ready[/] {', '.join(missing)}" if missing else ""),
+        highlight=False,
+    )
+    for warning in report.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+
+
+def _vector_table(vectors: dict[str, FamilyStatus]) -> None:
+    from rich.table import Table
+
+    from bookrec import console
+
+    table = Table(
+        "vectors", "column", "with vector", "dim", "run", "trained (UTC)", "new since",
+        box=None, pad_edge=False, header_style="bold",
+    )  # fmt: skip
+    for family, info in vectors.items():
+        run = info.run
+        for side, stats in info.sides.items():
+            table.add_row(
+                family,
+                f"{side}.{stats.column}",
+                f"{stats.with_vector:,} / {stats.rows:,}",
+                ",".join(map(str, stats.dimensions)) or "-",
+                str(run.id) if run else "-",
+                _when(run.finished_at) if run else "never",
+                "-" if info.interactions_since_run is None else f"{info.interactions_since_run:,}",
+            )
+    console.stdout.print(table)
+    slow = [f for f, info in vectors.items() if info.has_any and not info.snapshot]
+    if slow:
+        console.stdout.print(
+            f"     recommend and similar read {', '.join(slow)} from the JSON columns (slower)"
+            " until the next training stores their snapshot",
+            highlight=False,
+        )
+
+
+def demo(result: DemoResult) -> None:
+    from bookrec import console
+
+    out = console.stdout
+    out.print(result.attribution, markup=False, highlight=False)
+    out.print(result.synthetic, markup=False, highlight=False)
+    out.print(f"\nDemo database: {result.database} ({result.seconds:.0f}s)\n", markup=False)
+    status(result.status)
+    for user, strategies in result.recommendations.items():
+        for strategy, found in strategies.items():
+            book_table(f"\n{strategy} recommendations for {user}", found.recommendations, True)
+    for spaces in result.similar.values():
+        for space, found in spaces.items():
+            book_table(f"\nbooks similar to {found.title} ({space})", found.similar, False)
+    out.print(
+        f"\nTry: bookrec --database-url '{result.database}' recommend u00004",
+        markup=False,
+        highlight=False,
+    )

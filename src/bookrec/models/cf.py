@@ -1,0 +1,93 @@
+"""cf: implicit-feedback ALS user and book vectors; a user's score of a book is x_u · y_i."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from bookrec.algorithms.matrix import InteractionMatrix, positions
+from bookrec.algorithms.scoring import cf_scores
+from bookrec.models.base import UserBatch, align_rows, training_core
+from bookrec.settings import CfSettings
+
+
+@dataclass(frozen=True, eq=False)
+class CfVectors:
+    """User and book vectors of one cf run, each keyed by ascending database ids."""
+
+    user_ids: np.ndarray
+    user_vectors: np.ndarray
+    book_ids: np.ndarray
+    book_vectors: np.ndarray
+
+    def model(self, catalogue: np.ndarray) -> CfModel:
+        return CfModel(self, catalogue)
+
+
+@dataclass(frozen=True, eq=False)
+class CfFit:
+    """What `fit_cf` learnt, and the regularization it used."""
+
+    vectors: CfVectors
+    regularization: float
+    pairs: int
+
+
+def cf_core(matrix: InteractionMatrix, settings: CfSettings) -> InteractionMatrix:
+    """The k-core cf trains on: every user and every book keeps `min_interactions` pairs."""
+    return training_core(matrix, settings.min_interactions, settings.min_interactions)
+
+
+def cf_regularization(core: InteractionMatrix, settings: CfSettings) -> float:
+    from bookrec.algorithms.cf import regularization_for
+
+    return regularization_for(settings.regularization, core.nnz, settings.alpha)
+
+
+def fit_cf(
+    core: InteractionMatrix,
+    settings: CfSettings,
+    on_iteration: Callable[[int, int], None] | None = None,
+) -> CfFit:
+    """ALS on the cf core (see `cf_core`) with the settings' factors, iterations, alpha, seed."""
+    from bookrec.algorithms.cf import fit_als
+
+    regularization = cf_regularization(core, settings)
+    factors = fit_als(
+        core.matrix,
+        factors=settings.factors,
+        iterations=settings.iterations,
+        regularization=regularization,
+        alpha=settings.alpha,
+        seed=settings.seed,
+        threads=settings.threads,
+        on_iteration=on_iteration,
+    )
+    vectors = CfVectors(core.user_ids, factors.user_factors, core.book_ids, factors.item_factors)
+    return CfFit(vectors, regularization, core.nnz)
+
+
+class CfModel:
+    """Scores x_u · y_i over a catalogue; users without a vector get a row of -inf, books
+    without one -inf."""
+
+    name = "cf"
+
+    def __init__(self, vectors: CfVectors, catalogue: np.ndarray) -> None:
+        self.catalogue = catalogue
+        self.vectors = vectors
+        self.book_vectors = align_rows(vectors.book_ids, vectors.book_vectors, catalogue)
+        self.present = np.zeros(len(catalogue), dtype=bool)
+        at = positions(catalogue, vectors.book_ids)
+        self.present[at[at >= 0]] = True
+
+    def serves(self, user_ids: np.ndarray) -> np.ndarray:
+        return positions(self.vectors.user_ids, user_ids) >= 0
+
+    def scores(self, users: UserBatch) -> np.ndarray:
+        rows = positions(self.vectors.user_ids, users.user_ids)
+        user_vectors = np.full((len(rows), self.book_vectors.shape[1]), np.nan, dtype=np.float32)
+        user_vectors[rows >= 0] = self.vectors.user_vectors[rows[rows >= 0]]
+        return cf_scores(user_vectors, self.book_vectors, self.present)

@@ -1,0 +1,436 @@
+"""What every bookrec call returns: frozen dataclasses, with `to_dict()` giving the `--json`
+output of the command that prints them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """`db init` / `db upgrade`: the schema version before and after, and what was applied."""
+
+    database: str
+    schema_version_before: int | None
+    schema_version: int | None
+    applied: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "applied": list(self.applied)}
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """`embed`: the books embedded by one content run (run_id None: nothing needed it)."""
+
+    model: str
+    mode: str  # "full" or "only-missing"
+    books_considered: int
+    without_text: int
+    run_id: int | None
+    embedded: int
+    dim: int | None
+    books_per_second: int | None
+    phases: dict[str, float]
+    refit_reason: str | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.run_id is None:
+            del data["dim"], data["books_per_second"]
+        return data
+
+
+@dataclass(frozen=True)
+class _FileLoad:
+    """What every ingest reports: the file, its rows read and rejected, the seconds taken."""
+
+    file: str
+    rows_read: int
+    rejected: int
+    seconds: float
+
+    def details(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        common = {name: getattr(self, name) for name in ("file", "rows_read", "rejected")}
+        return {**common, "seconds": self.seconds, "details": self.details()}
+
+
+@dataclass(frozen=True)
+class BookIngestResult(_FileLoad):
+    """`ingest books`: books added / updated / unchanged, and the content run that embedded
+    the new and changed ones."""
+
+    inserted: int
+    updated: int
+    unchanged: int
+    changed_book_ids: tuple[int, ...] = field(repr=False)
+    embeddings: EmbedResult | None = None
+
+    def details(self) -> dict[str, Any]:
+        return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged}
+
+    def to_dict(self) -> dict[str, Any]:
+        embeddings = self.embeddings.to_dict() if self.embeddings else None
+        return {**super().to_dict(), "embeddings": embeddings}
+
+
+@dataclass(frozen=True)
+class InteractionIngestResult(_FileLoad):
+    """`ingest interactions`: interactions added, duplicates skipped, users created."""
+
+    inserted: int
+    duplicates: int
+    new_users: int
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "inserted": self.inserted,
+            "duplicates": self.duplicates,
+            "new_users": self.new_users,
+        }
+
+
+@dataclass(frozen=True)
+class TrainCfResult:
+    """`train cf`: the run, what it trained on, and its timings."""
+
+    run_id: int
+    users: int
+    books: int
+    interactions: int
+    pairs: int
+    factors: int
+    regularization: float
+    iterations: int
+    phases: dict[str, float]
+    vectors_per_second: int
+    seconds: float
+    model: str = "cf"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {"run_id": data.pop("run_id"), "model": data.pop("model"), **data}
+
+
+@dataclass(frozen=True)
+class TrainGnnResult:
+    """`train gnn`: the run, the graph it trained on, the engine's figures, its timings."""
+
+    run_id: int
+    engine: str
+    users: int
+    books: int
+    interactions: int
+    edges: int
+    dim: int
+    engine_stats: dict[str, Any]
+    phases: dict[str, float]
+    seconds: float
+    model: str = "gnn"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "model": self.model,
+            "engine": self.engine,
+            "users": self.users,
+            "books": self.books,
+            "interactions": self.interactions,
+            "edges": self.edges,
+            "dim": self.dim,
+            **self.engine_stats,
+            "phases": self.phases,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One ranked book, and the strategies that scored it."""
+
+    rank: int
+    book: str
+    title: str
+    authors: str | None
+    score: float
+    strategies: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "strategies": list(self.strategies)}
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """`recommend USER`: what the serving API's /recommend would answer."""
+
+    user: str
+    strategy: str
+    strategies_used: tuple[str, ...]
+    interactions: int
+    excluded_seen: int
+    recommendations: tuple[Recommendation, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "strategy": self.strategy,
+            "strategies_used": list(self.strategies_used),
+            "interactions": self.interactions,
+            "excluded_seen": self.excluded_seen,
+            "recommendations": [r.to_dict() for r in self.recommendations],
+        }
+
+
+@dataclass(frozen=True)
+class SimilarBooks:
+    """`similar BOOK`: the nearest books in one vector space."""
+
+    book: str
+    title: str
+    space: str
+    similar: tuple[Recommendation, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "book": self.book,
+            "title": self.title,
+            "space": self.space,
+            "similar": [r.to_dict() for r in self.similar],
+        }
+
+
+@dataclass(frozen=True)
+class SideStatus:
+    """Vectors of one family in one table (books or users)."""
+
+    column: str
+    rows: int
+    with_vector: int
+    dimensions: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "dimensions": list(self.dimensions)}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: int
+    status: str
+    started_at: float
+    finished_at: float | None
+    parameters: dict[str, Any]
+    error: str | None
+
+
+@dataclass(frozen=True)
+class FamilyStatus:
+    """One vector family: its columns, the run that wrote them, the last attempt, staleness."""
+
+    sides: dict[str, SideStatus]
+    run: RunSummary | None
+    last_attempt: RunSummary | None
+    interactions_since_run: int | None
+    snapshot: bool
+
+    @property
+    def has_any(self) -> bool:
+        return any(side.with_vector for side in self.sides.values())
+
+    @property
+    def complete(self) -> bool:
+        return all(side.with_vector > 0 for side in self.sides.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sides": {name: side.to_dict() for name, side in self.sides.items()},
+            "run": asdict(self.run) if self.run else None,
+            "last_attempt": asdict(self.last_attempt) if self.last_attempt else None,
+            "interactions_since_run": self.interactions_since_run,
+            "snapshot": self.snapshot,
+        }
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    backend: str
+    url: str
+    reachable: bool
+    schema_version: int | None
+    latest_schema_version: int
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """`status`: what is in the database, what is ready, what is stale.
+
+    Without a current schema only `database`, `warnings`, `ready` (and `strategies` when there
+    is no schema at all) are filled in."""
+
+    database: DatabaseStatus
+    warnings: tuple[str, ...]
+    ready: bool
+    counts: dict[str, Any] | None = None
+    vectors: dict[str, FamilyStatus] | None = None
+    event_counts_snapshot: bool | None = None
+    strategies: dict[str, bool] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"database": asdict(self.database), "warnings": list(self.warnings)}
+        if self.counts is None:
+            data["ready"] = self.ready
+            if self.strategies is not None:
+                data["strategies"] = self.strategies
+            return data
+        assert self.vectors is not None
+        data["counts"] = self.counts
+        data["vectors"] = {name: family.to_dict() for name, family in self.vectors.items()}
+        data["event_counts_snapshot"] = self.event_counts_snapshot
+        data["strategies"] = self.strategies
+        data["ready"] = self.ready
+        return data
+
+
+@dataclass(frozen=True)
+class StrategyResult:
+    """Metrics of one strategy; users_served of `users` got a list (the rest count as misses)."""
+
+    strategy: str
+    metrics: dict[str, float]
+    users: int
+    users_served: int
+    train_seconds: float
+    score_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            **{name: _rounded(self.metrics[name]) for name in METRICS},
+            "users": self.users,
+            "users_served": self.users_served,
+            "train_seconds": round(self.train_seconds, 3),
+            "score_seconds": round(self.score_seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    k: int
+    protocol: dict[str, Any]
+    results: tuple[StrategyResult, ...]
+    seconds: float = 0.0
+
+    TABLE_COLUMNS: tuple[str, ...] = field(
+        default=(
+            "strategy",
+            *METRICS,
+            "users",
+            "users_served",
+            "train_seconds",
+            "score_seconds",
+        ),
+        init=False,
+        repr=False,
+    )
+
+    def result(self, strategy: str) -> StrategyResult:
+        return next(r for r in self.results if r.strategy == strategy)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per strategy with the TABLE_COLUMNS keys (metrics rounded to 4 places)."""
+        return [r.to_dict() for r in self.results]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "protocol": self.protocol,
+            "results": self.rows(),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _rounded(value: float) -> float | None:
+    return None if math.isnan(value) else round(float(value), 4)
+
+
+@dataclass(frozen=True)
+class ConfigRow:
+    """`config`: one effective setting and where it came from."""
+
+    setting: str
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """`demo`: every step's result and what the demo shows of the trained models."""
+
+    attribution: str
+    synthetic: str
+    database: str
+    books: int
+    content: EmbedResult
+    interactions: InteractionIngestResult
+    cf: TrainCfResult
+    gnn: TrainGnnResult
+    status: StatusReport
+    recommendations: dict[str, dict[str, Recommendations]]
+    similar: dict[str, dict[str, SimilarBooks]]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        similar: dict[str, dict[str, Any]] = {}
+        for book, spaces in self.similar.items():
+            similar[book] = {"title": next(iter(spaces.values())).title}
+            similar[book].update(
+                {space: [r.to_dict() for r in s.similar] for space, s in spaces.items()}
+            )
+        return {
+            "attribution": self.attribution,
+            "synthetic": self.synthetic,
+            "steps": {
+                "books": self.books,
+                "content": self.content.to_dict(),
+                "interactions": self.interactions.to_dict()["details"],
+                "cf": self.cf.to_dict(),
+                "gnn": self.gnn.to_dict(),
+            },
+            "status": self.status.to_dict(),
+            "recommendations": {
+                user: {s: [r.to_dict() for r in rec.recommendations] for s, rec in by.items()}
+                for user, by in self.recommendations.items()
+            },
+            "similar": similar,
+            "seconds": self.seconds,
+        }
+
+
+__all__ = [
+    "METRICS",
+    "BookIngestResult",
+    "ConfigRow",
+    "DatabaseStatus",
+    "DemoResult",
+    "EmbedResult",
+    "EvaluationReport",
+    "FamilyStatus",
+    "InteractionIngestResult",
+    "MigrationResult",
+    "Recommendation",
+    "Recommendations",
+    "RunSummary",
+    "SideStatus",
+    "SimilarBooks",
+    "StatusReport",
+    "StrategyResult",
+    "TrainCfResult",
+    "TrainGnnResult",
+]
