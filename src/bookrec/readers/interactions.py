@@ -26,18 +26,13 @@ from bookrec.domain import (
     InteractionRow,
 )
 from bookrec.errors import InputError
-from bookrec.readers.common import (
-    Block,
-    ErrorLog,
+from bookrec.readers.common import ErrorLog, ProgressCallback, RowError, detect_format, iter_records
+from bookrec.readers.csvfile import Block, csv_blocks
+from bookrec.readers.records import (
     InvalidField,
-    ProgressCallback,
     Record,
-    RowError,
     check_record,
-    csv_blocks,
-    detect_format,
     has_surrogates,
-    iter_records,
     text_value,
 )
 from bookrec.readers.timestamps import iso_column_seconds
@@ -60,7 +55,7 @@ def read_interactions(
     """Batches of valid interactions in file order; invalid rows go to errors with file, line
     and field."""
     if detect_format(path) == "csv":
-        header, blocks = csv_blocks(path, on_progress, block_rows=batch_size)
+        header, blocks = csv_blocks(path, on_progress, block_rows=batch_size, max_lines=1)
         _check_header(path, header)
         columns = _Columns(header)
         for block in blocks:
@@ -72,7 +67,7 @@ def read_interactions(
             if len(batch):
                 yield batch
         return
-    _, records = iter_records(path, on_progress)
+    _, records = iter_records(path, on_progress, max_lines=1)
     batch: list[InteractionRow] = []
     for record in records:
         row = _checked(record, book_ids, now, errors)
@@ -138,7 +133,7 @@ def _fast_block(
         return values
 
     users = column(columns.user)
-    if not all(users) or has_surrogates("".join(users)):
+    if not all(users) or "\x00" in (joined := "".join(users)) or has_surrogates(joined):
         return None
     books = list(map(book_ids.get, column(columns.book)))
     if None in books:
@@ -154,7 +149,8 @@ def _fast_block(
         ratings = np.full(n_rows, np.nan)
     elif (ratings := _fast_ratings(column(columns.rating))) is None:
         return None
-    if np.isnan(ratings[events == _RATE]).any():
+    rated = events == _RATE
+    if np.isnan(ratings[rated]).any() or not np.isnan(ratings[~rated]).all():
         return None
     if columns.timestamp is None:
         stamps = np.full(n_rows, now)
@@ -252,16 +248,18 @@ def _interaction(record: Record, book_ids: dict[str, int], now: float) -> Intera
             "event", f"unknown event {event!r} (expected one of {', '.join(EVENTS)})"
         )
 
-    rating = _rating(values.get("rating"), required=event == "rate")
+    rating = _rating(values.get("rating"), event)
     return (user, book_id, event, rating, _timestamp(values.get("timestamp"), now))
 
 
-def _rating(value: Any, required: bool) -> float | None:
+def _rating(value: Any, event: str) -> float | None:
     text = text_value(value)
     if not text:
-        if required:
+        if event == "rate":
             raise InvalidField("rating", "missing (required for rate events)")
         return None
+    if event != "rate":
+        raise InvalidField("rating", f"{text} on a {event} event (only rate events have one)")
     try:
         rating = float(text)
     except ValueError:

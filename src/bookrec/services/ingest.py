@@ -8,13 +8,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bookrec.progress import Phases
 from bookrec.readers.books import read_books
-from bookrec.readers.common import ErrorLog
+from bookrec.readers.common import DEFAULT_MAX_ERRORS, ErrorLog
+from bookrec.readers.csvfile import MAX_RECORD_BYTES
 from bookrec.readers.interactions import read_interactions
 from bookrec.storage.base import Repository
 
@@ -26,6 +27,7 @@ class IngestSummary:
     rejected: int
     seconds: float
     details: dict[str, Any]
+    reject_reasons: list[str] = field(default_factory=list)  # the first few, described
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,12 +48,16 @@ def ingest_books(
     *,
     skip_invalid: bool = False,
     rejects: Path | None = None,
+    max_errors: int = DEFAULT_MAX_ERRORS,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> IngestSummary:
     started = time.perf_counter()
-    errors = ErrorLog(path, keep_all=skip_invalid)
+    errors = ErrorLog(path, keep_all=skip_invalid, max_errors=max_errors)
     size = path.stat().st_size if path.is_file() else 0
     with phases.phase("validate", total=size) as update:
-        batches = list(read_books(path, errors, on_progress=update))
+        batches = list(
+            read_books(path, errors, on_progress=update, max_record_bytes=max_record_bytes)
+        )
         update(size)
     _finish_errors(errors, skip_invalid, rejects, "book row")
     with phases.phase("write"):
@@ -68,6 +74,7 @@ def ingest_books(
             "unchanged": result.unchanged,
             "changed_book_ids": result.inserted + result.updated,
         },
+        reject_reasons=errors.first_reasons(),
     )
 
 
@@ -78,6 +85,7 @@ def ingest_interactions(
     *,
     skip_invalid: bool = False,
     rejects: Path | None = None,
+    max_errors: int = DEFAULT_MAX_ERRORS,
 ) -> IngestSummary:
     """Stream the file into one transaction; any invalid row (without skip_invalid) rolls it
     back, after the whole file was validated so the report counts every bad row.
@@ -86,7 +94,7 @@ def ingest_interactions(
     batch while the next one is parsed."""
     started = time.perf_counter()
     now = time.time()
-    errors = ErrorLog(path, keep_all=skip_invalid)
+    errors = ErrorLog(path, keep_all=skip_invalid, max_errors=max_errors)
     size = path.stat().st_size if path.is_file() else 0
     loader = repo.interaction_loader()
     try:
@@ -117,6 +125,7 @@ def ingest_interactions(
             "duplicates": result.duplicates,
             "new_users": result.new_users,
         },
+        reject_reasons=errors.first_reasons(),
     )
 
 
