@@ -8,9 +8,13 @@ import typer
 
 from bookrec.commands.common import load_settings, output, phases, repository
 
-app = typer.Typer(help="Load books or interactions from CSV/JSONL files.", no_args_is_help=True)
+app = typer.Typer(
+    help="Load books or interactions from CSV/JSONL/Parquet files.", no_args_is_help=True
+)
 
-FILE = typer.Argument(..., help="CSV or JSONL file (optionally .gz).", show_default=False)
+FILE = typer.Argument(
+    ..., help="CSV or JSONL file (optionally .gz), or a Parquet file.", show_default=False
+)
 SKIP_INVALID = typer.Option(
     False, "--skip-invalid", help="Load the valid rows; write rejected ones to --rejects."
 )

@@ -13,7 +13,13 @@ from typing import Any
 
 from bookrec.domain import BookRecord
 from bookrec.errors import InputError
-from bookrec.readers.common import ErrorLog, ProgressCallback, RowError, iter_records
+from bookrec.readers.common import (
+    ErrorLog,
+    ProgressCallback,
+    RowError,
+    detect_format,
+    iter_records,
+)
 from bookrec.readers.csvfile import MAX_RECORD_BYTES
 from bookrec.readers.records import InvalidField, Record, check_record, text_value
 
@@ -34,6 +40,8 @@ def read_books(
 ) -> Iterator[list[BookRecord]]:
     """Batches of valid books; every invalid row goes to errors (with file, line, field).
     A CSV record may span lines (a quoted description with newlines) up to max_record_bytes."""
+    if detect_format(path) == "parquet":
+        errors.unit = "row"
     header, records = iter_records(path, on_progress, max_record_bytes=max_record_bytes)
     goodbooks = set(header) >= GOODBOOKS_MARKERS
     has_columns = any(alias in header for alias in ID_ALIASES) and "title" in header

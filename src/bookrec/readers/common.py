@@ -27,8 +27,8 @@ class RowError:
     reason: str
     raw: str = ""
 
-    def describe(self, path: Path) -> str:
-        where = f"{path.name}:{self.line}"
+    def describe(self, path: Path, unit: str = "line") -> str:
+        where = f"{path.name}:{self.line}" if unit == "line" else f"{path.name}:{unit} {self.line}"
         return f"{where}: {self.field}: {self.reason}" if self.field else f"{where}: {self.reason}"
 
 
@@ -42,6 +42,7 @@ class ErrorLog:
     count: int = 0
     keep_all: bool = False
     max_errors: int = DEFAULT_MAX_ERRORS
+    unit: str = "line"  # what errors count: lines of text files, rows of Parquet files
 
     def add(self, error: RowError) -> None:
         self.count += 1
@@ -49,14 +50,14 @@ class ErrorLog:
             self.errors.append(error)
         if self.max_errors and self.count >= self.max_errors:
             raise InputError(
-                f"{self.path.name}: stopped reading at line {error.line:,} after"
+                f"{self.path.name}: stopped reading at {self.unit} {error.line:,} after"
                 f" {self.count:,} invalid rows (--max-errors {self.max_errors}), nothing written",
                 hint="fix the file, or raise --max-errors (0: no limit)",
                 details=self.first_reasons(),
             )
 
     def first_reasons(self) -> list[str]:
-        return [e.describe(self.path) for e in self.errors[:MAX_REPORTED_ERRORS]]
+        return [e.describe(self.path, self.unit) for e in self.errors[:MAX_REPORTED_ERRORS]]
 
     def raise_if_any(self, what: str) -> None:
         if not self.count:
@@ -83,7 +84,11 @@ def detect_format(path: Path) -> str:
         return "jsonl"
     if last in (".csv", ".tsv", ".txt", ""):
         return "csv"
-    raise InputError(f"{path.name}: unknown file type '{last}' (expected .csv or .jsonl)")
+    if last in (".parquet", ".pq") and path.suffix.lower() != ".gz":
+        return "parquet"
+    raise InputError(
+        f"{path.name}: unknown file type '{last}' (expected .csv, .tsv, .jsonl or .parquet)"
+    )
 
 
 def iter_records(
@@ -95,7 +100,10 @@ def iter_records(
 ) -> tuple[list[str], Iterator[Record]]:
     """The header (field names) and an iterator of records of a CSV or JSONL file. A CSV
     record may span up to max_lines lines (None: any number) and max_record_bytes bytes."""
-    if detect_format(path) == "csv":
+    kind = detect_format(path)
+    if kind == "parquet":
+        return _parquet_records(path, on_progress)
+    if kind == "csv":
         header, blocks = csv_blocks(
             path, on_progress, max_lines=max_lines, max_record_bytes=max_record_bytes
         )
@@ -109,6 +117,20 @@ def iter_records(
 
         return header, records()
     return [], _jsonl_records(path, on_progress, max_record_bytes)
+
+
+def _parquet_records(
+    path: Path, on_progress: ProgressCallback | None
+) -> tuple[list[str], Iterator[Record]]:
+    from bookrec.readers.parquet import batch_records, parquet_batches
+
+    names, batches = parquet_batches(path, 10_000, on_progress)
+
+    def records() -> Iterator[Record]:
+        for first_row, batch in batches:
+            yield from batch_records(batch, first_row, now=0.0)
+
+    return names, records()
 
 
 def _jsonl_records(
@@ -143,4 +165,5 @@ def _jsonl_records(
             if not isinstance(values, dict):
                 yield Record(number, {}, text, bad_shape="not a JSON object")
                 continue
-            yield Record(number, values, text, undecodable=undecodable)
+            plain = "\\u0000" not in text  # orjson rejects lone surrogates and raw NULs
+            yield Record(number, values, text, undecodable=undecodable, plain_text=plain)

@@ -91,7 +91,10 @@ class Block:
         if len(row) != len(header):
             shape = f"expected {len(header)} fields, found {len(row)}"
             field = header[len(row)] if len(row) < len(header) else ""
-        return Record(line, dict(zip(header, row, strict=False)), raw, shape, field)
+        joined = "".join(row)
+        plain = "\x00" not in joined and not has_surrogates(joined)
+        values = dict(zip(header, row, strict=False))
+        return Record(line, values, raw, shape, field, plain_text=plain)
 
     @property
     def clean(self) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from bookrec.domain import (
     EVENT_CODES,
@@ -26,7 +27,13 @@ from bookrec.domain import (
     InteractionRow,
 )
 from bookrec.errors import InputError
-from bookrec.readers.common import ErrorLog, ProgressCallback, RowError, detect_format, iter_records
+from bookrec.readers.common import (
+    ErrorLog,
+    ProgressCallback,
+    RowError,
+    detect_format,
+    iter_records,
+)
 from bookrec.readers.csvfile import Block, csv_blocks
 from bookrec.readers.records import (
     InvalidField,
@@ -53,8 +60,9 @@ def read_interactions(
     on_progress: ProgressCallback | None = None,
 ) -> Iterator[InteractionBatch]:
     """Batches of valid interactions in file order; invalid rows go to errors with file, line
-    and field."""
-    if detect_format(path) == "csv":
+    (row, in Parquet) and field."""
+    kind = detect_format(path)
+    if kind == "csv":
         header, blocks = csv_blocks(path, on_progress, block_rows=batch_size, max_lines=1)
         _check_header(path, header)
         columns = _Columns(header)
@@ -67,7 +75,20 @@ def read_interactions(
             if len(batch):
                 yield batch
         return
+    if kind == "parquet":
+        yield from _parquet(path, book_ids, errors, now, batch_size, on_progress)
+        return
     _, records = iter_records(path, on_progress, max_lines=1)
+    yield from _exact_batches(records, book_ids, now, errors, batch_size)
+
+
+def _exact_batches(
+    records: Iterator[Record],
+    book_ids: dict[str, int],
+    now: float,
+    errors: ErrorLog,
+    batch_size: int,
+) -> Iterator[InteractionBatch]:
     batch: list[InteractionRow] = []
     for record in records:
         row = _checked(record, book_ids, now, errors)
@@ -78,6 +99,58 @@ def read_interactions(
             batch = []
     if batch:
         yield InteractionBatch.from_rows(batch)
+
+
+def _parquet(
+    path: Path,
+    book_ids: dict[str, int],
+    errors: ErrorLog,
+    now: float,
+    batch_size: int,
+    on_progress: ProgressCallback | None,
+) -> Iterator[InteractionBatch]:
+    """Record batches validated column by column; a batch with any invalid row row by row."""
+    from bookrec.readers import parquet
+
+    errors.unit = "row"
+    names, batches = parquet.parquet_batches(path, batch_size, on_progress)
+    _check_header(path, names)
+    columns = _Columns(names)
+    for first_row, arrow_batch in batches:
+        batch = _fast_arrow(arrow_batch, columns, book_ids, now)
+        if batch is None:
+            records = parquet.batch_records(arrow_batch, first_row, now)
+            yield from _exact_batches(records, book_ids, now, errors, batch_size)
+        elif len(batch):
+            yield batch
+
+
+def _fast_arrow(
+    batch: Any, columns: _Columns, book_ids: dict[str, int], now: float
+) -> InteractionBatch | None:
+    from bookrec.readers.parquet import number_column, seconds_column, text_column
+
+    n_rows = batch.num_rows
+    users = text_column(batch.column(columns.user))
+    books = text_column(batch.column(columns.book))
+    events = None if columns.event is None else text_column(batch.column(columns.event))
+    if users is None or books is None or (columns.event is not None and events is None):
+        return None
+    ratings = np.full(n_rows, np.nan)
+    if columns.rating is not None:
+        rating_column = batch.column(columns.rating)
+        ratings = number_column(rating_column)
+        if ratings is None and (texts := text_column(rating_column)) is not None:
+            ratings = _fast_ratings(texts)
+        if ratings is None or not _ratings_in_range(ratings):
+            return None
+    stamps = np.full(n_rows, now)
+    if columns.timestamp is not None:
+        seconds = seconds_column(batch.column(columns.timestamp), now)
+        stamps = _fast_stamps(seconds, now) if isinstance(seconds, list) else seconds
+        if stamps is None:
+            return None
+    return _fast_columns(users, books, events, ratings, stamps, book_ids, now)
 
 
 def _checked(
@@ -132,33 +205,49 @@ def _fast_block(
             return list(map(str.strip, values))
         return values
 
-    users = column(columns.user)
+    events = None if columns.event is None else column(columns.event)
+    ratings = np.full(n_rows, np.nan)
+    if columns.rating is not None and (ratings := _fast_ratings(column(columns.rating))) is None:
+        return None
+    stamps: np.ndarray | None = np.full(n_rows, now)
+    if columns.timestamp is not None:
+        stamps = _fast_stamps(column(columns.timestamp), now)
+    if stamps is None:
+        return None
+    users, books = column(columns.user), column(columns.book)
+    return _fast_columns(users, books, events, ratings, stamps, book_ids, now)
+
+
+def _fast_columns(
+    users: list[str],
+    books: list[str],
+    events: list[str] | None,
+    ratings: np.ndarray,
+    stamps: np.ndarray,
+    book_ids: dict[str, int],
+    now: float,
+) -> InteractionBatch | None:
+    """The batch of columns already read (ratings NaN where none, events None for a file
+    without them), or None when any row needs the exact path."""
     if not all(users) or "\x00" in (joined := "".join(users)) or has_surrogates(joined):
         return None
-    books = list(map(book_ids.get, column(columns.book)))
-    if None in books:
+    book_codes = list(map(book_ids.get, books))
+    if None in book_codes:
         return None
-    if columns.event is None:
-        events = np.full(n_rows, _RATE, dtype=np.int8)
+    if events is None:
+        event_codes = np.full(len(users), _RATE, dtype=np.int8)
     else:
-        codes = list(map(EVENT_CODES.get, column(columns.event)))
+        codes = list(map(EVENT_CODES.get, events))
         if None in codes:
             return None
-        events = np.array(codes, dtype=np.int8)
-    if columns.rating is None:
-        ratings = np.full(n_rows, np.nan)
-    elif (ratings := _fast_ratings(column(columns.rating))) is None:
-        return None
-    rated = events == _RATE
+        event_codes = np.array(codes, dtype=np.int8)
+    rated = event_codes == _RATE
     if np.isnan(ratings[rated]).any() or not np.isnan(ratings[~rated]).all():
-        return None
-    if columns.timestamp is None:
-        stamps = np.full(n_rows, now)
-    elif (stamps := _fast_stamps(column(columns.timestamp), now)) is None:
         return None
     if len(stamps) and (stamps.min() < EARLIEST or stamps.max() > now + MAX_FUTURE):
         return None
-    return InteractionBatch(users, np.array(books, dtype=np.int64), events, ratings, stamps)
+    return InteractionBatch(users, np.array(book_codes, dtype=np.int64), event_codes, ratings,
+                            stamps)  # fmt: skip
 
 
 def _fast_ratings(texts: list[str]) -> np.ndarray | None:
@@ -167,10 +256,14 @@ def _fast_ratings(texts: list[str]) -> np.ndarray | None:
         values = np.array([float(t) if t else math.nan for t in texts], dtype=np.float64)
     except ValueError:
         return None
-    given = values[[bool(t) for t in texts]]
-    if not ((given >= RATING_MIN) & (given <= RATING_MAX)).all():
-        return None  # also NaN and infinity
-    return values
+    if np.isnan(values[[bool(t) for t in texts]]).any():
+        return None  # a given "nan"
+    return values if _ratings_in_range(values) else None
+
+
+def _ratings_in_range(values: np.ndarray) -> bool:
+    given = values[~np.isnan(values)]
+    return bool(((given >= RATING_MIN) & (given <= RATING_MAX)).all())
 
 
 def _fast_stamps(texts: list[str], now: float) -> np.ndarray | None:
@@ -228,19 +321,19 @@ def _interaction(record: Record, book_ids: dict[str, int], now: float) -> Intera
     values = record.values
 
     user_field, user_value = _field(values, USER_ALIASES)
-    user = text_value(user_value)
+    user = _scalar_text(user_field, user_value)
     if not user:
         raise InvalidField(user_field, "missing")
 
     book_field, book_value = _field(values, BOOK_ALIASES)
-    book = text_value(book_value)
+    book = _scalar_text(book_field, book_value)
     if not book:
         raise InvalidField(book_field, "missing")
     book_id = book_ids.get(book)
     if book_id is None:
         raise InvalidField(book_field, f"unknown book {book!r} (ingest books first)")
 
-    event = text_value(values.get("event", "rate"))
+    event = _scalar_text("event", values.get("event", "rate"))
     if event not in EVENT_CODES:
         if not event:
             raise InvalidField("event", "missing")
@@ -248,8 +341,15 @@ def _interaction(record: Record, book_ids: dict[str, int], now: float) -> Intera
             "event", f"unknown event {event!r} (expected one of {', '.join(EVENTS)})"
         )
 
+    _scalar_text("rating", values.get("rating"))
     rating = _rating(values.get("rating"), event)
     return (user, book_id, event, rating, _timestamp(values.get("timestamp"), now))
+
+
+def _scalar_text(name: str, value: Any) -> str:
+    if isinstance(value, dict | list | bool):
+        raise InvalidField(name, f"expected text or a number, found {orjson.dumps(value).decode()}")
+    return text_value(value)
 
 
 def _rating(value: Any, event: str) -> float | None:

@@ -28,6 +28,7 @@ class Record:
     bad_shape: str | None = None
     bad_field: str = ""
     undecodable: bool = False  # a JSONL line that was not UTF-8 (decoded with replacement)
+    plain_text: bool = False  # known to hold no NUL and no undecodable bytes
 
 
 def has_surrogates(text: str) -> bool:
@@ -49,6 +50,8 @@ def check_record(record: Record) -> None:
     if record.undecodable:
         field = next((k for k, v in record.values.items() if "\ufffd" in str(v)), "")
         raise InvalidField(_name(field), UNDECODABLE)
+    if record.plain_text:
+        return
     for name, value in record.values.items():
         if "\x00" in name:
             raise InvalidField(_name(name), "a NUL character in the field name")
