@@ -457,3 +457,82 @@ def test_sqlite_and_postgresql_agree(tmp_path_factory, postgres_server, fuzz):
             summary["rows_read"] - summary["rejected"]
         )
         assert summary["rows_read"] - summary["rejected"] == len(fuzz.valid)
+
+
+# --- Parquet ----------------------------------------------------------------------------------
+
+
+@st.composite
+def parquet_table(draw):
+    """A typed table: a valid row or a damaged one (null id, unknown book, bad event, rating
+    out of range or on another event, time out of range) per row; column types drawn too."""
+    import pyarrow as pa
+
+    n_rows = draw(st.integers(1, 30))
+    users, books, events, ratings, stamps, valid = [], [], [], [], [], {}
+    for i in range(n_rows):
+        text, expected = draw(valid_interaction(f"v{i}"))
+        book, event = text.split(",")[1].strip('"'), EVENTS[expected[2]]
+        user, rating, stamp = f"v{i}", expected[3], expected[4]
+        damage = draw(st.sampled_from(["none"] * 4 + ["user", "book", "event", "rating", "time"]))
+        if damage == "user":
+            user = None
+        elif damage == "book":
+            book = "b404"
+        elif damage == "event":
+            event = "read"
+        elif damage == "rating":
+            rating = 9.0 if event == "rate" else 3.0
+        elif damage == "time":
+            stamp = -86_400.0
+        else:
+            valid[i + 1] = expected
+        users.append(user)
+        books.append(book)
+        events.append(event)
+        ratings.append(rating)
+        stamps.append(None if stamp == NOW else stamp)
+    user_type = draw(st.sampled_from(["string", "dictionary", "large_string"]))
+    user_array = pa.array(users, pa.large_string() if user_type == "large_string" else None)
+    if user_type == "dictionary":
+        user_array = user_array.dictionary_encode()
+    time_type = draw(st.sampled_from(["float", "timestamp_s", "timestamp_ms_utc"]))
+    if time_type == "float":
+        time_array = pa.array(stamps, pa.float64())
+    else:
+        unit, tz = ("s", None) if time_type == "timestamp_s" else ("ms", "UTC")
+        factor = 1 if unit == "s" else 1000
+        raw = [None if s is None else int(s * factor) for s in stamps]
+        time_array = pa.array(raw, pa.int64()).cast(pa.timestamp(unit, tz))
+    table = pa.table({
+        "user_id": user_array,
+        "book_id": pa.array(books).dictionary_encode() if draw(st.booleans()) else books,
+        "event": events,
+        "rating": pa.array(ratings, draw(st.sampled_from([pa.float32(), pa.float64()]))),
+        "timestamp": time_array,
+    })  # fmt: skip
+    return table, valid, draw(st.integers(1, 12))
+
+
+@given(case=parquet_table())
+def test_interaction_parquet(tmp_path_factory, case):
+    """Every valid row loaded, every damaged one reported by its row number, whichever
+    batches the file is cut into (a clean batch goes column by column, others row by row)."""
+    import pyarrow.parquet as pq
+
+    table, valid, row_group = case
+    path = tmp_path_factory.mktemp("fuzz") / "events.parquet"
+    pq.write_table(table, path, row_group_size=row_group)
+    errors = ErrorLog(path, keep_all=True, max_errors=0)
+    rows = []
+    for batch in read_interactions(path, BOOK_IDS, errors, NOW, batch_size=row_group):
+        for i, user in enumerate(batch.users):
+            rating = batch.ratings[i]
+            rows.append((user, int(batch.book_ids[i]), int(batch.events[i]),
+                         None if np.isnan(rating) else float(rating),
+                         float(batch.timestamps[i])))  # fmt: skip
+    reported = {e.line for e in errors.errors}
+    assert reported == set(range(1, table.num_rows + 1)) - set(valid)
+    assert all(e.describe(path, errors.unit).startswith(f"events.parquet:row {e.line}: ")
+               for e in errors.errors)  # fmt: skip
+    assert sorted(rows) == sorted(valid.values())
