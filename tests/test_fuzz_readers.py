@@ -330,6 +330,10 @@ def interaction_jsonl(draw) -> FuzzFile:
 def test_interaction_jsonl(tmp_path_factory, fuzz):
     path = tmp_path_factory.mktemp("fuzz") / fuzz.name
     path.write_bytes(fuzz.data)
+    if fuzz.data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+        with pytest.raises(InputError, match=r"the file is UTF-(16|32) text"):
+            _read_interactions(path)
+        return
     rows, errors = _read_interactions(path)
     _check_outcome(fuzz, rows, errors, local=True)
 
@@ -493,7 +497,7 @@ def parquet_table(draw):
         ratings.append(rating)
         stamps.append(None if stamp == NOW else stamp)
     user_type = draw(st.sampled_from(["string", "dictionary", "large_string"]))
-    user_array = pa.array(users, pa.large_string() if user_type == "large_string" else None)
+    user_array = pa.array(users, pa.large_string() if user_type == "large_string" else pa.string())
     if user_type == "dictionary":
         user_array = user_array.dictionary_encode()
     time_type = draw(st.sampled_from(["float", "timestamp_s", "timestamp_ms_utc"]))
@@ -506,7 +510,8 @@ def parquet_table(draw):
         time_array = pa.array(raw, pa.int64()).cast(pa.timestamp(unit, tz))
     table = pa.table({
         "user_id": user_array,
-        "book_id": pa.array(books).dictionary_encode() if draw(st.booleans()) else books,
+        "book_id": pa.array(books, pa.string()).dictionary_encode() if draw(st.booleans())
+        else books,
         "event": events,
         "rating": pa.array(ratings, draw(st.sampled_from([pa.float32(), pa.float64()]))),
         "timestamp": time_array,

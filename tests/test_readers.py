@@ -247,3 +247,47 @@ def test_quoting_errors_name_their_field(tmp_path, line, expected):
     columns, errors = _read(path, 64)
     assert columns["users"] == ["u2"]
     assert len(errors) == 1 and errors[0].startswith(expected)
+
+
+@pytest.mark.parametrize("times", ["iso", "epoch", "none", "mixed"])
+def test_jsonl_read_by_pyarrow_as_row_by_row(tmp_path, monkeypatch, times):
+    """A clean block of JSON lines goes through pyarrow.json; a line starting with a space
+    sends its block row by row: both give the same rows."""
+    import json
+
+    from bookrec.readers import interactions
+
+    rng = random.Random(times)
+    user = rng.choice([str, lambda i: f"u{i}"])
+    rating = rng.choice([[4, 5], [4.0, 1.5], ["4", "2.5"]])
+    lines = []
+    for i in range(500):
+        row = {"user_id": user(i % 30), "book": f"b{rng.randrange(1, 6)}"}
+        row["event"] = rng.choice(["view", "rate", "like"])
+        if row["event"] == "rate":
+            row["rating"] = rng.choice(rating)
+        stamp = 1735689600 + rng.randrange(10**7)
+        kind = times if times != "mixed" else rng.choice(["iso", "epoch"])
+        if kind == "iso":
+            row["timestamp"] = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        elif kind == "epoch":
+            row["timestamp"] = stamp
+        lines.append(json.dumps(row))
+    fast = tmp_path / "fast.jsonl"
+    fast.write_text("\n".join(lines) + "\n")
+    slow = tmp_path / "slow.jsonl"
+    slow.write_text("\n".join(" " + line for line in lines) + "\n")
+    fast_batches = []
+
+    def spy(*args):
+        batch = fast_jsonl(*args)
+        fast_batches.append(batch is not None)
+        return batch
+
+    fast_jsonl = interactions._fast_jsonl
+    monkeypatch.setattr(interactions, "_fast_jsonl", spy)
+    assert _read(fast, 64) == _read(slow, 64)
+    # Text and numbers in one column are more than pyarrow.json takes: row by row.
+    assert fast_batches == [times != "mixed", False]
+    columns, errors = _read(fast, 64)
+    assert errors == [] and len(columns["users"]) == 500

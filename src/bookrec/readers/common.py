@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,34 +135,72 @@ def _parquet_records(
 def _jsonl_records(
     path: Path, on_progress: ProgressCallback | None, max_bytes: int
 ) -> Iterator[Record]:
+    for first_line, data in jsonl_blocks(path, on_progress, max_bytes):
+        yield from jsonl_block_records(first_line, data, max_bytes)
+
+
+def jsonl_blocks(
+    path: Path,
+    on_progress: ProgressCallback | None = None,
+    max_bytes: int = MAX_RECORD_BYTES,
+    block_bytes: int = 1 << 22,
+) -> Iterator[tuple[int, bytes | None]]:
+    """(number of the first line, whole lines) of a JSONL file, block by block; a line longer
+    than max_bytes comes as None, alone (and is never held in memory whole)."""
     stream = open_input(path)
     total = path.stat().st_size
-    with stream, io.BufferedReader(stream, 1 << 16) as lines:
-        number = 0
-        while data := lines.readline(max_bytes + 1):
-            number += 1
-            if number % 65_536 == 0 and on_progress:
+    with stream:
+        first, pending = 1, b""
+        while True:
+            data = stream.read(block_bytes)
+            if not data:
+                if pending:
+                    yield first, pending
+                return
+            data = pending + data
+            cut = data.rfind(b"\n") + 1
+            block, pending = data[:cut], data[cut:]
+            if block:
+                yield first, block
+                first += block.count(b"\n")
+            if len(pending) > max_bytes:
+                yield first, None
+                first += 1
+                while (end := pending.find(b"\n")) < 0 and (more := stream.read(block_bytes)):
+                    pending = more
+                pending = pending[end + 1 :] if end >= 0 else b""
+            if on_progress:
                 on_progress(stream.position(), total)
-            if len(data) > max_bytes and not data.endswith(b"\n"):
-                while (rest := lines.readline(1 << 16)) and not rest.endswith(b"\n"):
-                    pass
-                yield Record(number, {}, "", bad_shape=f"line longer than {max_bytes:,} bytes")
-                continue
-            try:
-                text = data.decode("utf-8-sig" if number == 1 else "utf-8")
-                undecodable = False
-            except UnicodeDecodeError:
-                text, undecodable = data.decode("utf-8", errors="replace"), True
-            if not text.strip():
-                continue
-            try:
-                values = orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                reason = f"invalid JSON: {exc}"
-                yield Record(number, {}, text, bad_shape=reason, undecodable=undecodable)
-                continue
-            if not isinstance(values, dict):
-                yield Record(number, {}, text, bad_shape="not a JSON object")
-                continue
-            plain = "\\u0000" not in text  # orjson rejects lone surrogates and raw NULs
-            yield Record(number, values, text, undecodable=undecodable, plain_text=plain)
+
+
+def jsonl_block_records(
+    first_line: int, data: bytes | None, max_bytes: int = MAX_RECORD_BYTES
+) -> Iterator[Record]:
+    if data is None:
+        yield Record(first_line, {}, "", bad_shape=f"line longer than {max_bytes:,} bytes")
+        return
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    for number, line in enumerate(lines, start=first_line):
+        if len(line) > max_bytes:
+            yield Record(number, {}, "", bad_shape=f"line longer than {max_bytes:,} bytes")
+            continue
+        try:
+            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+            undecodable = False
+        except UnicodeDecodeError:
+            text, undecodable = line.decode("utf-8", errors="replace"), True
+        if not text.strip():
+            continue
+        try:
+            values = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            reason = f"invalid JSON: {exc}"
+            yield Record(number, {}, text, bad_shape=reason, undecodable=undecodable)
+            continue
+        if not isinstance(values, dict):
+            yield Record(number, {}, text, bad_shape="not a JSON object")
+            continue
+        plain = "\\u0000" not in text  # orjson rejects lone surrogates and raw NULs
+        yield Record(number, values, text, undecodable=undecodable, plain_text=plain)

@@ -212,7 +212,7 @@ def count_lines(chunk: bytes) -> int:
     return len(chunk.splitlines())
 
 
-def _has_long_line(chunk: bytes, max_bytes: int) -> bool:
+def has_long_line(chunk: bytes, max_bytes: int) -> bool:
     if len(chunk) <= max_bytes:
         return False
     ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n"))
@@ -255,7 +255,7 @@ def csv_blocks(
                 if chunk is _Chunks.TOO_LONG:
                     yield _too_long_block(line, delimiter, max_record_bytes)
                     line += 1
-                elif not _needs_csv_module(chunk) and not _has_long_line(chunk, max_record_bytes):
+                elif not _needs_csv_module(chunk) and not has_long_line(chunk, max_record_bytes):
                     yield _split_block(chunk, line, delimiter, len(header))
                     line += count_lines(chunk)
                 elif max_lines == 1:  # records end at line ends: each chunk stands alone

@@ -32,9 +32,10 @@ from bookrec.readers.common import (
     ProgressCallback,
     RowError,
     detect_format,
-    iter_records,
+    jsonl_block_records,
+    jsonl_blocks,
 )
-from bookrec.readers.csvfile import Block, csv_blocks
+from bookrec.readers.csvfile import MAX_RECORD_BYTES, Block, csv_blocks, has_long_line
 from bookrec.readers.records import (
     InvalidField,
     Record,
@@ -78,8 +79,63 @@ def read_interactions(
     if kind == "parquet":
         yield from _parquet(path, book_ids, errors, now, batch_size, on_progress)
         return
-    _, records = iter_records(path, on_progress, max_lines=1)
-    yield from _exact_batches(records, book_ids, now, errors, batch_size)
+    for first_line, data in jsonl_blocks(path, on_progress):
+        batch = _fast_jsonl(data, book_ids, now)
+        if batch is None:
+            records = jsonl_block_records(first_line, data)
+            yield from _exact_batches(records, book_ids, now, errors, batch_size)
+        elif len(batch):
+            yield batch
+
+
+def _fast_jsonl(
+    data: bytes | None, book_ids: dict[str, int], now: float
+) -> InteractionBatch | None:
+    """A block of JSON lines parsed by pyarrow.json and validated column by column; None
+    when anything needs the exact path (which names line and field): a line that is not an
+    object starting at its first byte (pyarrow.json 26 crashes on a line `null`), a blank or
+    over-long line, a value of another type, a NUL, bytes that are not UTF-8, any invalid row."""
+    if (
+        not data
+        or data[:1] != b"{"
+        or data.count(b"\n{") != data.count(b"\n") - 1 + (not data.endswith(b"\n"))
+    ):
+        return None
+    if b"\\u0000" in data or has_long_line(data, MAX_RECORD_BYTES):
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    def parse(schema: pa.Schema | None) -> pa.Table:
+        options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+        read = pajson.ReadOptions(use_threads=False, block_size=len(data) + 1)
+        return pajson.read_json(pa.BufferReader(data), read_options=read, parse_options=options)
+
+    try:
+        # Times as text, to be read as the exact path reads them (fromisoformat's rules);
+        # a null column where there are none, which reads as no time, as their absence does.
+        table = parse(pa.schema([("timestamp", pa.string())]))
+    except (pa.ArrowException, OSError):
+        try:
+            table = parse(None)  # epoch seconds as numbers
+        except (pa.ArrowException, OSError):
+            return None
+        kind = table.schema.field("timestamp").type if "timestamp" in table.column_names else None
+        if kind is not None and (pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
+            return None
+    names = table.column_names
+    if not any(a in names for a in USER_ALIASES) or not any(a in names for a in BOOK_ALIASES):
+        return None
+    if sum(a in names for a in USER_ALIASES) > 1 or sum(a in names for a in BOOK_ALIASES) > 1:
+        return None  # which alias a row uses is the exact path's business
+    batches = table.combine_chunks().to_batches()
+    if len(batches) != 1:
+        return None
+    return _fast_arrow(batches[0], _Columns(names), book_ids, now)
 
 
 def _exact_batches(

@@ -80,6 +80,8 @@ def text_column(column: pa.Array) -> list[str] | None:
     if pa.types.is_dictionary(kind):
         column = column.dictionary_decode()
         kind = column.type
+    if pa.types.is_null(kind):
+        return [""] * len(column)
     if pa.types.is_integer(kind):
         return column.cast(pa.string()).fill_null("").to_pylist()
     if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
@@ -107,6 +109,8 @@ def number_column(column: pa.Array) -> np.ndarray | None:
     import pyarrow as pa
 
     kind = column.type
+    if pa.types.is_null(kind):
+        return np.full(len(column), np.nan)
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
         return None
     values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
@@ -128,6 +132,8 @@ def seconds_column(column: pa.Array, now: float) -> np.ndarray | list[str] | Non
         column = column.dictionary_decode()
         kind = column.type
     valid = np.asarray(column.is_valid())
+    if pa.types.is_null(kind):
+        return np.full(len(column), now)
     if pa.types.is_timestamp(kind):
         raw = column.cast(pa.int64()).to_numpy(zero_copy_only=False)
         seconds = raw.astype(np.float64) * _UNIT_SECONDS[kind.unit]
