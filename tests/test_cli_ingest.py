@@ -133,7 +133,7 @@ def test_undecodable_bytes_and_total_count(loaded, tmp_path):
     rows += b"".join(b"u%d,b404,view,,1767225600\n" % i for i in range(30))
     result = loaded("ingest", "interactions", str(_write(tmp_path / "events.csv", rows)))
     assert result.exit_code == 2
-    assert "events.csv:3: undecodable bytes" in result.stderr
+    assert "events.csv:3: user_id: undecodable bytes" in result.stderr
     assert "events.csv: 31 invalid interaction rows, nothing written" in result.stderr
     assert result.stderr.count("unknown book") == 9  # first errors only, then the total
     assert _counts(loaded.url)["interactions"] == 0

@@ -133,17 +133,19 @@ def test_errors_name_the_right_lines_on_either_path(tmp_path, batch_size):
     lines = _lines(random.Random(7), 120)
     lines[9] = "u1,b404,view,,"  # line 11
     lines[30] = "u1,b1,view"  # line 32: too few fields
-    lines[60] = 'u9,b1,click,,"yesterday\nat noon"'  # lines 62-63: the csv module from here
+    lines[60] = 'u9,b1,click,,"yesterday\nat noon"'  # lines 62-63: a field may not span lines
     lines[99] = "u1,b1,rate,,2025-01-01T10:00:00Z"  # line 102
     path = tmp_path / "events.csv"
     path.write_text("\n".join([HEADER, *lines]) + "\n")
     columns, errors = _read(path, batch_size)
     assert [e.split(": ")[0] for e in errors] == [
-        "events.csv:11", "events.csv:32", "events.csv:62", "events.csv:102"
+        "events.csv:11", "events.csv:32", "events.csv:62", "events.csv:63", "events.csv:102"
     ]  # fmt: skip
-    assert "unknown book 'b404'" in errors[0] and "expected 5 fields, found 3" in errors[1]
-    assert "timestamp" in errors[2] and "rating: missing" in errors[3]
-    assert len(columns["users"]) == 116
+    assert "unknown book 'b404'" in errors[0]
+    assert errors[1] == "events.csv:32: rating: expected 5 fields, found 3"
+    assert errors[2].startswith("events.csv:62: timestamp: unterminated quote")
+    assert "expected 5 fields, found 1" in errors[3] and "rating: missing" in errors[4]
+    assert len(columns["users"]) == 116  # 121 lines
 
 
 def test_crlf_bare_cr_tabs_and_undecodable_bytes(tmp_path):
@@ -160,7 +162,7 @@ def test_crlf_bare_cr_tabs_and_undecodable_bytes(tmp_path):
     broken.write_bytes(b"user_id,book_id,event\nu1,b1,view\ncaf\xe9,b1,view\nu3,b1,view\n")
     columns, errors = _read(broken, 64)
     assert columns["users"] == ["u1", "u3"] and errors == [
-        "broken.csv:3: undecodable bytes (the file must be UTF-8)"
+        "broken.csv:3: user_id: undecodable bytes (the file must be UTF-8)"
     ]
 
 
@@ -181,3 +183,111 @@ def test_gzipped_files_read_as_plain_ones(tmp_path):
     packed.write_bytes(gzip.compress(text.encode()))
     assert _read(packed, 7) == _read(plain, 7)
     assert len(_read(packed, 7)[0]["users"]) == 500
+
+
+def _book_read(path: Path, **limits) -> tuple[list[str], list[str]]:
+    from bookrec.readers.books import read_books
+
+    errors = ErrorLog(path, keep_all=True, max_errors=0)
+    ids = [b.external_id for batch in read_books(path, errors, **limits) for b in batch]
+    return ids, [e.describe(path) for e in errors.errors]
+
+
+def test_every_line_after_a_stray_quote_is_read_again(tmp_path):
+    """A quote that opens a field and closes many lines later (the next stray quote) would
+    make one record of those lines: it is its first line's error, and the lines after it are
+    read again, each as itself."""
+    rows = [f"b{i},Book {i},plain" for i in range(1, 11)]
+    rows[2] = 'b3,Book 3,"stray'
+    rows[6] = 'b7,Book 7,another" stray'  # a quote inside an unquoted field is text
+    rows[8] = 'b9,"Book ""9""",fine'
+    path = tmp_path / "books.csv"
+    path.write_bytes(("external_id,title,description\r\n" + "\r\n".join(rows) + "\r\n").encode())
+    ids, errors = _book_read(path)
+    assert ids == ["b1", "b2", "b4", "b5", "b6", "b7", "b8", "b9", "b10"]
+    assert len(errors) == 1 and errors[0].startswith(
+        "books.csv:4: description: unbalanced quote: the quoted field opened here runs over 5"
+    )
+
+
+def test_quoted_fields_with_line_ends_in_books_and_lone_carriage_returns(tmp_path):
+    path = tmp_path / "books.csv"
+    path.write_bytes(
+        b'external_id,title,description\rb1,"One","a\r\nb"\rb2,Two,"x\ry"\rb3,"Three",\r'
+    )
+    ids, errors = _book_read(path)
+    assert ids == ["b1", "b2", "b3"] and errors == []
+
+
+def test_an_over_long_line_is_its_own_error(tmp_path):
+    long_line = "u" + "x" * (1 << 20) + ",b1,view\n"
+    path = tmp_path / "events.csv"
+    path.write_text(f"user_id,book_id,event\nu1,b1,view\n{long_line}u3,b3,view\n")
+    columns, errors = _read(path, 64)
+    assert columns["users"] == ["u1", "u3"]
+    assert errors == ["events.csv:3: line longer than 1 MiB"]
+    books = tmp_path / "books.csv"
+    books.write_text('id,title,description\nb1,A,"' + "y" * 300 + '"\nb2,B,\n')
+    ids, errors = _book_read(books, max_record_bytes=100)
+    assert ids == ["b2"] and errors[0].startswith("books.csv:2: line longer than 100 bytes")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('u1,"b1,view,,', "events.csv:2: book_id: unterminated quote"),
+        ('u1,b1,"view"x,,', "events.csv:2: event: text after a closing quote"),
+        ('"u1",b1,view,,"2025', "events.csv:2: timestamp: unterminated quote"),
+        ("u1,b1,view,,\x00", "events.csv:2: timestamp: contains a NUL character"),
+    ],
+)
+def test_quoting_errors_name_their_field(tmp_path, line, expected):
+    path = tmp_path / "events.csv"
+    path.write_text(f"{HEADER}\n{line}\nu2,b2,view,,\n")
+    columns, errors = _read(path, 64)
+    assert columns["users"] == ["u2"]
+    assert len(errors) == 1 and errors[0].startswith(expected)
+
+
+@pytest.mark.parametrize("times", ["iso", "epoch", "none", "mixed"])
+def test_jsonl_read_by_pyarrow_as_row_by_row(tmp_path, monkeypatch, times):
+    """A clean block of JSON lines goes through pyarrow.json; a line starting with a space
+    sends its block row by row: both give the same rows."""
+    import json
+
+    from bookrec.readers import interactions
+
+    rng = random.Random(times)
+    user = rng.choice([str, lambda i: f"u{i}"])
+    rating = rng.choice([[4, 5], [4.0, 1.5], ["4", "2.5"]])
+    lines = []
+    for i in range(500):
+        row = {"user_id": user(i % 30), "book": f"b{rng.randrange(1, 6)}"}
+        row["event"] = rng.choice(["view", "rate", "like"])
+        if row["event"] == "rate":
+            row["rating"] = rng.choice(rating)
+        stamp = 1735689600 + rng.randrange(10**7)
+        kind = times if times != "mixed" else rng.choice(["iso", "epoch"])
+        if kind == "iso":
+            row["timestamp"] = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        elif kind == "epoch":
+            row["timestamp"] = stamp
+        lines.append(json.dumps(row))
+    fast = tmp_path / "fast.jsonl"
+    fast.write_text("\n".join(lines) + "\n")
+    slow = tmp_path / "slow.jsonl"
+    slow.write_text("\n".join(" " + line for line in lines) + "\n")
+    fast_batches = []
+
+    def spy(*args):
+        batch = fast_jsonl(*args)
+        fast_batches.append(batch is not None)
+        return batch
+
+    fast_jsonl = interactions._fast_jsonl
+    monkeypatch.setattr(interactions, "_fast_jsonl", spy)
+    assert _read(fast, 64) == _read(slow, 64)
+    # Text and numbers in one column are more than pyarrow.json takes: row by row.
+    assert fast_batches == [times != "mixed", False]
+    columns, errors = _read(fast, 64)
+    assert errors == [] and len(columns["users"]) == 500

@@ -130,10 +130,13 @@ class Bookrec:
         embed: bool = True,
         skip_invalid: bool = False,
         rejects: str | Path | None = None,
+        max_errors: int = 1000,
+        max_record_bytes: int = 1 << 20,
     ) -> BookIngestResult:
         """Upsert the books of a CSV/JSONL file; embed the new and changed ones unless not
         `embed`. Any invalid row means nothing is written, unless `skip_invalid` (the rejected
-        rows then go to `rejects`, a CSV, if given)."""
+        rows then go to `rejects`, a CSV, if given); reading stops at the `max_errors`-th
+        invalid row (0: no limit). A CSV record may take `max_record_bytes`."""
         from bookrec.services.embed import check_model_available, embed_books
         from bookrec.services.ingest import ingest_books
 
@@ -142,15 +145,21 @@ class Bookrec:
             check_model_available(self.settings)
         phases = self._phases()
         result = ingest_books(
-            self.repo, Path(path), phases, skip_invalid=skip_invalid, rejects=_path(rejects)
-        )
+            self.repo, Path(path), phases, skip_invalid=skip_invalid, rejects=_path(rejects),
+            max_errors=max_errors, max_record_bytes=max_record_bytes,
+        )  # fmt: skip
         if embed and result.changed_book_ids:
             embedded = embed_books(self.repo, self.settings, phases, only_missing=True)
             result = replace(result, embeddings=embedded)
         return result
 
     def ingest_interactions(
-        self, path: str | Path, *, skip_invalid: bool = False, rejects: str | Path | None = None
+        self,
+        path: str | Path,
+        *,
+        skip_invalid: bool = False,
+        rejects: str | Path | None = None,
+        max_errors: int = 1000,
     ) -> InteractionIngestResult:
         """Load the events of a CSV/JSONL file in one transaction (see `ingest_books` for
         invalid rows); unknown users are created."""
@@ -159,7 +168,7 @@ class Bookrec:
         self._require_schema()
         return ingest_interactions(
             self.repo, Path(path), self._phases(), skip_invalid=skip_invalid,
-            rejects=_path(rejects),
+            rejects=_path(rejects), max_errors=max_errors,
         )  # fmt: skip
 
     # -- training ------------------------------------------------------------------------------

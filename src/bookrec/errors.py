@@ -74,10 +74,24 @@ class InvalidRowsError(InputError):
 
     def __init__(self, file: str, count: int, what: str, details: list[str]) -> None:
         super().__init__(
-            f"{file}: {count} invalid {what}{'s' if count != 1 else ''}, nothing written",
+            f"{file}: {count:,} invalid {what}{'s' if count != 1 else ''}, nothing written",
             details=details,
         )
         self.file = file
+        self.count = count
+
+
+class TooManyInvalidRowsError(InputError):
+    """Reading stopped at the limit of invalid rows (max_errors), so nothing was written."""
+
+    def __init__(self, file: str, unit: str, line: int, count: int, details: list[str]) -> None:
+        super().__init__(
+            f"{file}: stopped reading at {unit} {line:,} after {count:,} invalid rows,"
+            " nothing written",
+            details=details,
+        )
+        self.file = file
+        self.line = line
         self.count = count
 
 

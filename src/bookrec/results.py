@@ -60,7 +60,11 @@ class _FileLoad:
 
     def to_dict(self) -> dict[str, Any]:
         common = {name: getattr(self, name) for name in ("file", "rows_read", "rejected")}
-        return {**common, "seconds": self.seconds, "details": self.details()}
+        reasons = list(getattr(self, "reject_reasons", ()))
+        return {
+            **common, "seconds": self.seconds, "details": self.details(),
+            "reject_reasons": reasons,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class BookIngestResult(_FileLoad):
     unchanged: int
     changed_book_ids: tuple[int, ...] = field(repr=False)
     embeddings: EmbedResult | None = None
+    reject_reasons: tuple[str, ...] = ()  # the first few rejected rows, described
 
     def details(self) -> dict[str, Any]:
         return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged}
@@ -89,6 +94,7 @@ class InteractionIngestResult(_FileLoad):
     inserted: int
     duplicates: int
     new_users: int
+    reject_reasons: tuple[str, ...] = ()  # the first few rejected rows, described
 
     def details(self) -> dict[str, Any]:
         return {

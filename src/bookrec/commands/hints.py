@@ -10,11 +10,13 @@ from bookrec.errors import (
     NoProfileError,
     NotEnoughDataError,
     NoUserVectorError,
+    TooManyInvalidRowsError,
 )
 
 FLAG_HINTS: dict[type[BookrecError], str] = {
     LockBusyError: "wait for it to finish, or pass --wait",
     NotEnoughDataError: "need more user activity, or lower --min-interactions",
+    TooManyInvalidRowsError: "fix the file, or raise --max-errors (0: no limit)",
     InvalidRowsError: "fix the file, or pass --skip-invalid --rejects FILE to load the valid rows",
     DatabaseNotEmptyError: "point --database-url at a new database, or pass --force",
     NoUserVectorError: "run bookrec train cf, or use --strategy hybrid",

@@ -31,9 +31,9 @@ def migration(result: MigrationResult) -> str:
 
 def book_ingest(result: BookIngestResult, file_name: str) -> str:
     text = (
-        f"{file_name}: {result.inserted} books added, {result.updated} updated,"
-        f" {result.unchanged} unchanged"
-        + (f", {result.rejected} rejected" if result.rejected else "")
+        f"{file_name}: {result.inserted:,} books added, {result.updated:,} updated,"
+        f" {result.unchanged:,} unchanged"
+        + (f", {result.rejected:,} rejected" if result.rejected else "")
         + f" in {result.seconds:.1f}s"
     )
     if result.embeddings is not None:
@@ -44,9 +44,9 @@ def book_ingest(result: BookIngestResult, file_name: str) -> str:
 def interaction_ingest(result: InteractionIngestResult, file_name: str) -> str:
     rate = result.rows_read / result.seconds if result.seconds else 0
     return (
-        f"{file_name}: {result.inserted} interactions added, {result.duplicates} already there,"
-        f" {result.new_users} new users"
-        + (f", {result.rejected} rejected" if result.rejected else "")
+        f"{file_name}: {result.inserted:,} interactions added,"
+        f" {result.duplicates:,} already there, {result.new_users:,} new users"
+        + (f", {result.rejected:,} rejected" if result.rejected else "")
         + f" in {result.seconds:.1f}s ({rate:,.0f} rows/s)"
     )
 

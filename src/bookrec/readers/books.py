@@ -15,14 +15,13 @@ from bookrec.domain import BookRecord
 from bookrec.errors import InputError
 from bookrec.readers.common import (
     ErrorLog,
-    InvalidField,
     ProgressCallback,
-    Record,
     RowError,
-    check_record,
+    detect_format,
     iter_records,
-    text_value,
 )
+from bookrec.readers.csvfile import MAX_RECORD_BYTES
+from bookrec.readers.records import InvalidField, Record, check_record, text_value
 
 GOODBOOKS_MARKERS = {"book_id", "goodreads_book_id", "original_title", "language_code"}
 ID_ALIASES = ("external_id", "id", "book_id")
@@ -37,9 +36,13 @@ def read_books(
     errors: ErrorLog,
     batch_size: int = 2000,
     on_progress: ProgressCallback | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> Iterator[list[BookRecord]]:
-    """Batches of valid books; every invalid row goes to errors (with file, line, field)."""
-    header, records = iter_records(path, on_progress)
+    """Batches of valid books; every invalid row goes to errors (with file, line, field).
+    A CSV record may span lines (a quoted description with newlines) up to max_record_bytes."""
+    if detect_format(path) == "parquet":
+        errors.unit = "row"
+    header, records = iter_records(path, on_progress, max_record_bytes=max_record_bytes)
     goodbooks = set(header) >= GOODBOOKS_MARKERS
     has_columns = any(alias in header for alias in ID_ALIASES) and "title" in header
     if header and not goodbooks and not has_columns:

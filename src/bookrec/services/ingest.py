@@ -13,7 +13,8 @@ from typing import Any
 
 from bookrec.progress import Phases
 from bookrec.readers.books import read_books
-from bookrec.readers.common import ErrorLog
+from bookrec.readers.common import DEFAULT_MAX_ERRORS, ErrorLog
+from bookrec.readers.csvfile import MAX_RECORD_BYTES
 from bookrec.readers.interactions import read_interactions
 from bookrec.results import BookIngestResult, InteractionIngestResult
 from bookrec.storage.base import Repository
@@ -34,13 +35,17 @@ def ingest_books(
     *,
     skip_invalid: bool = False,
     rejects: Path | None = None,
+    max_errors: int = DEFAULT_MAX_ERRORS,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> BookIngestResult:
     """Upsert every valid book of the file in one transaction (see `Repository.upsert_books`)."""
     started = time.perf_counter()
-    errors = ErrorLog(path, keep_all=skip_invalid)
+    errors = ErrorLog(path, keep_all=skip_invalid, max_errors=max_errors)
     size = path.stat().st_size if path.is_file() else 0
     with phases.phase("validate", total=size) as update:
-        batches = list(read_books(path, errors, on_progress=update))
+        batches = list(
+            read_books(path, errors, on_progress=update, max_record_bytes=max_record_bytes)
+        )
         update(size)
     _finish_errors(errors, skip_invalid, rejects, "book row")
     with phases.phase("write"):
@@ -55,6 +60,7 @@ def ingest_books(
         updated=len(result.updated),
         unchanged=result.unchanged,
         changed_book_ids=tuple(result.inserted + result.updated),
+        reject_reasons=tuple(errors.first_reasons()),
     )
 
 
@@ -65,6 +71,7 @@ def ingest_interactions(
     *,
     skip_invalid: bool = False,
     rejects: Path | None = None,
+    max_errors: int = DEFAULT_MAX_ERRORS,
 ) -> InteractionIngestResult:
     """Stream the file into one transaction; any invalid row (without skip_invalid) rolls it
     back, after the whole file was validated so the report counts every bad row.
@@ -73,7 +80,7 @@ def ingest_interactions(
     batch while the next one is parsed."""
     started = time.perf_counter()
     now = time.time()
-    errors = ErrorLog(path, keep_all=skip_invalid)
+    errors = ErrorLog(path, keep_all=skip_invalid, max_errors=max_errors)
     size = path.stat().st_size if path.is_file() else 0
     loader = repo.interaction_loader()
     try:
@@ -102,6 +109,7 @@ def ingest_interactions(
         inserted=result.inserted,
         duplicates=result.duplicates,
         new_users=result.new_users,
+        reject_reasons=tuple(errors.first_reasons()),
     )
 
 
