@@ -37,6 +37,9 @@ def cf(
     alpha: float = typer.Option(None, "--alpha", help="Confidence scaling [default: 4]."),
     seed: int = SEED,
     threads: int = typer.Option(None, "--threads", help="ALS threads; 0 = all cores."),
+    engine: str = typer.Option(
+        None, "--engine", help="builtin (default, implicit) or spark (MLlib ALS, an extra)."
+    ),
     wait: bool = WAIT,
     json_output: bool = JSON,
 ) -> None:
@@ -45,7 +48,7 @@ def cf(
 
     settings = load_settings(
         ctx, "cf", factors=factors, iterations=iterations, min_interactions=min_interactions,
-        regularization=regularization, alpha=alpha, seed=seed, threads=threads,
+        regularization=regularization, alpha=alpha, seed=seed, threads=threads, engine=engine,
     )  # fmt: skip
     with repository(settings) as repo, phases(ctx, json_output) as progress:
         summary = train_cf(repo, settings, progress, wait=wait)
@@ -80,7 +83,7 @@ def gnn(
     seed: int = SEED,
     workers: int = typer.Option(None, "--workers", help="Skip-gram threads; 0 = all cores."),
     engine: str = typer.Option(
-        None, "--engine", help="builtin (default) or node2vec (the PyPI package, an extra)."
+        None, "--engine", help="builtin (default), node2vec (PyPI package) or spark (extras)."
     ),
     wait: bool = WAIT,
     json_output: bool = JSON,

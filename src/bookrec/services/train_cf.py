@@ -22,6 +22,10 @@ def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool
 
     cf = settings.cf
     started = time.perf_counter()
+    if cf.engine == "spark":
+        from bookrec.engines.spark import check_ready
+
+        check_ready("train cf --engine spark")
     with repo.training_lock("cf", wait=wait):
         data = load_training_data(
             repo, settings, phases,
@@ -34,9 +38,13 @@ def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool
             "regularization_used": round(regularization, 6),
             "weights": settings.weights.model_dump(),
         }
+        spark: dict[str, Any] = {}
+        if cf.engine == "spark":
+            parameters["spark"] = spark = _spark_parameters(settings, m, regularization)
         with recorded_run(repo, "cf", parameters, phases) as run_id:
             with phases.phase("fit", total=cf.iterations) as update:
-                factors = fit_als(
+                fit = _fit_spark(settings, spark) if cf.engine == "spark" else fit_als
+                factors = fit(
                     m.matrix,
                     factors=cf.factors,
                     iterations=cf.iterations,
@@ -67,6 +75,8 @@ def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool
     summary: dict[str, Any] = {
         "run_id": run_id,
         "model": "cf",
+        "engine": cf.engine,
+        **({"spark": spark} if spark else {}),
         "users": data.n_users,
         "books": data.n_books,
         "interactions": len(data.interactions),
@@ -79,3 +89,28 @@ def train_cf(repo: Repository, settings: Settings, phases: Phases, *, wait: bool
         "seconds": round(time.perf_counter() - started, 3),
     }
     return summary
+
+
+def _spark_parameters(settings: Settings, m, regularization: float) -> dict[str, Any]:
+    from bookrec.engines.spark import mllib_parameters
+
+    mapped = mllib_parameters(
+        m.shape[0], m.shape[1], m.nnz, regularization=regularization, alpha=settings.cf.alpha
+    )
+    return {"master": settings.spark.master, "mllib": {k: round(v, 8) for k, v in mapped.items()}}
+
+
+def _fit_spark(settings: Settings, spark: dict[str, Any]):
+    """fit_als's signature on Spark; the Spark steps' seconds go to spark["seconds"]."""
+    from bookrec.engines.spark import SparkOptions, fit_als_spark
+
+    spark["seconds"] = {}
+
+    def fit(matrix, *, threads: int, on_iteration, **parameters):
+        return fit_als_spark(
+            matrix, **parameters, options=SparkOptions(**settings.spark.model_dump()),
+            on_progress=lambda _stage, done, total: on_iteration(done, total),
+            timings=spark["seconds"],
+        )  # fmt: skip
+
+    return fit

@@ -22,6 +22,10 @@ def train_gnn(repo: Repository, settings: Settings, phases: Phases, *, wait: boo
     """Train and write back in one transaction; returns the run's summary."""
     gnn = settings.gnn
     started = time.perf_counter()
+    if gnn.engine == "spark":
+        from bookrec.engines.spark import check_ready
+
+        check_ready("train gnn --engine spark")
     with repo.training_lock("gnn", wait=wait):
         data = load_training_data(
             repo, settings, phases,
@@ -32,6 +36,8 @@ def train_gnn(repo: Repository, settings: Settings, phases: Phases, *, wait: boo
         with recorded_run(repo, "gnn", parameters, phases) as run_id:
             if gnn.engine == "node2vec":
                 vectors, stats = _node2vec_package(m.matrix, settings, phases)
+            elif gnn.engine == "spark":
+                vectors, stats = _spark(m.matrix, settings, phases)
             else:
                 vectors, stats = _builtin(m.matrix, settings, phases)
             book_vectors = vectors[data.n_users :]
@@ -104,3 +110,17 @@ def _node2vec_package(
             workers=gnn.workers or default_workers(),
         )  # fmt: skip
     return vectors, {}
+
+
+def _spark(weights, settings: Settings, phases: Phases) -> tuple[np.ndarray, dict[str, Any]]:
+    from bookrec.engines.spark import SparkOptions, gnn_vectors_spark
+
+    gnn, seconds = settings.gnn, {}
+    with phases.phase("spark") as update:
+        vectors = gnn_vectors_spark(
+            weights, **gnn.model_dump(exclude={"min_interactions", "workers", "engine"}),
+            options=SparkOptions(**settings.spark.model_dump()),
+            on_progress=lambda _stage, done, total: update(done, total), timings=seconds,
+        )  # fmt: skip
+    spark = {"master": settings.spark.master, "skipgram": settings.spark.skipgram}
+    return vectors, {"spark": {**spark, "seconds": seconds}}
