@@ -16,6 +16,7 @@ copies apart and averages them after each iteration: faster, and less accurate.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -68,12 +69,15 @@ def gnn_vectors_spark(
         raise ValueError(f"unknown skip-gram trainer {options.skipgram!r}: mllib or gensim")
     with timed(timings, "graph"):
         graph = build_graph(weights)
-    with spark_session(options, on_progress, what="train gnn", timings=timings) as spark:
+    with (
+        tempfile.TemporaryDirectory(prefix="bookrec-code-") as code,
+        spark_session(options, on_progress, what="train gnn", timings=timings) as spark,
+    ):
         with timed(timings, "walks"):
             walks = spark_walks(
                 spark, graph, walk_length=walk_length, walks_per_node=walks_per_node, p=p, q=q,
                 seed=seed, partitions=default_parallelism(spark, options),
-                ship_code=not options.is_local,
+                ship_code_from=None if options.is_local else code,
             )  # fmt: skip
             n_walks = walks.count()  # made and cached here, so the phase times the walks
         if n_walks == 0:
@@ -100,12 +104,13 @@ def spark_walks(
     q: float,
     seed: int,
     partitions: int,
-    ship_code: bool = False,
+    ship_code_from: str | None = None,
 ) -> DataFrame:
     """A cached DataFrame with one column `walk` (array<int> of node ids), `walks_per_node`
-    walks from every node with an edge, made by `partitions` tasks."""
-    if ship_code:
-        _ship_bookrec(spark)
+    walks from every node with an edge, made by `partitions` tasks. On a cluster,
+    `ship_code_from` is a local directory to send bookrec's code to the executors from."""
+    if ship_code_from:
+        _ship_bookrec(spark, ship_code_from)
     shared = spark.sparkContext.broadcast(graph)
     settings = {
         "walk_length": walk_length, "walks_per_node": walks_per_node, "p": p, "q": q,
@@ -221,19 +226,17 @@ def _gensim_on_walks(
         )  # fmt: skip
 
 
-def _ship_bookrec(spark: SparkSession) -> None:
+def _ship_bookrec(spark: SparkSession, folder: str) -> None:
     """Executors of a cluster unpickle the walker from bookrec's modules: send them the package
-    (pure Python; numpy, scipy and pyarrow must be installed on the workers)."""
+    (pure Python; numpy, scipy and pyarrow must be installed on the workers). Spark serves the
+    archive from `folder` while the session lasts."""
     import shutil
-    import tempfile
     from pathlib import Path
 
     import bookrec
 
     package = Path(bookrec.__file__).resolve().parent
-    # Spark copies the file into its own directory of the session's files right away.
-    with tempfile.TemporaryDirectory(prefix="bookrec-code-") as folder:
-        archive = shutil.make_archive(
-            str(Path(folder) / "bookrec"), "zip", root_dir=package.parent, base_dir=package.name
-        )
-        spark.sparkContext.addPyFile(archive)
+    archive = shutil.make_archive(
+        str(Path(folder) / "bookrec"), "zip", root_dir=package.parent, base_dir=package.name
+    )
+    spark.sparkContext.addPyFile(archive)
