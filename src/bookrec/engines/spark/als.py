@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bookrec.algorithms.cf import AlsFactors
+from bookrec.algorithms.matrix import WeightScheme
 from bookrec.engines.spark.handoff import dense_rows, read_pairs, staging_dir, write_pairs
 from bookrec.engines.spark.runtime import (
     ProgressFn,
@@ -78,16 +79,21 @@ def fit_als_spark(
             uri = write_pairs(matrix, staged)
         spark.sparkContext.setCheckpointDir(staged.child("checkpoints")[0])
         blocks = default_parallelism(spark, options)
-        return als_on_pairs(
+        users, books = als_on_pairs(
             read_pairs(spark, uri, blocks), matrix.shape, factors=factors,
             iterations=iterations, regularization=regularization, alpha=alpha, seed=seed,
             blocks=blocks, timings=timings,
         )  # fmt: skip
+        with timed(timings, "collect"):
+            return AlsFactors(
+                user_factors=dense_rows(users, matrix.shape[0], "id", "features", factors),
+                item_factors=dense_rows(books, matrix.shape[1], "id", "features", factors),
+            )
 
 
 def als_on_pairs(
     pairs: DataFrame,
-    shape: tuple[int, int],
+    shape: tuple[int, int] | None,
     *,
     factors: int,
     iterations: int,
@@ -96,13 +102,15 @@ def als_on_pairs(
     seed: int,
     blocks: int,
     timings: dict[str, float] | None = None,
-) -> AlsFactors:
-    """MLlib ALS on a DataFrame of (user, book, confidence) with user < shape[0] and book <
-    shape[1]: the factors as dense arrays (zero rows for ids without pairs)."""
+) -> tuple[Any, Any]:
+    """MLlib ALS on a DataFrame of (user, book, confidence): Arrow tables of (id, features) of
+    the users and of the books. `shape` (users, books) when known, else counted."""
     from pyspark.ml.recommendation import ALS
     from pyspark.sql import functions as F
 
     n_pairs = pairs.count()
+    if shape is None:
+        shape = (pairs.select("user").distinct().count(), pairs.select("book").distinct().count())
     params = mllib_parameters(
         shape[0], shape[1], n_pairs, regularization=regularization, alpha=alpha
     )
@@ -135,16 +143,65 @@ def als_on_pairs(
         model.userFactors.count()
         model.itemFactors.count()
     with timed(timings, "collect"):
-        users = dense_rows(model.userFactors.toArrow(), shape[0], "id", "features", factors)
-        books = dense_rows(model.itemFactors.toArrow(), shape[1], "id", "features", factors)
-    return AlsFactors(user_factors=users, item_factors=books)
+        return model.userFactors.toArrow(), model.itemFactors.toArrow()
 
 
-def spark_run_parameters(
-    shape: tuple[int, int], n_pairs: int, *, regularization: float, alpha: float
-) -> dict[str, Any]:
-    """What a run record shows of the mapping (rounded)."""
-    params = mllib_parameters(
-        shape[0], shape[1], n_pairs, regularization=regularization, alpha=alpha
+def fit_als_jdbc(
+    database_url: str,
+    max_interaction_id: int,
+    scheme: WeightScheme,
+    *,
+    min_interactions: int = 2,
+    factors: int = 128,
+    iterations: int = 15,
+    regularization: float | None = None,
+    alpha: float = 1.0,
+    seed: int = 42,
+    options: SparkOptions = SparkOptions(),
+    on_progress: ProgressFn | None = None,
+    timings: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`train cf` with the JDBC hand-off: executors read a PostgreSQL database's interactions
+    (id ≤ max_interaction_id) in `options.partitions` ranges, Spark builds the k-core confidence
+    matrix (`confidence.confidence_pairs`) and fits. Needs `options.jdbc_jar`. Returns (user
+    ids, user factors, book ids, book factors), database ids ascending. `regularization` None
+    is the built-in default scaled with the pairs. `timings` gets start, matrix, fit, collect."""
+    from pyspark.sql import functions as F
+
+    from bookrec.algorithms.cf import regularization_for
+    from bookrec.engines.spark.confidence import confidence_pairs
+    from bookrec.engines.spark.handoff import interactions_over_jdbc
+
+    if not options.jdbc_jar:
+        raise ValueError("the JDBC hand-off needs spark.jdbc_jar (BOOKREC_SPARK_JDBC_JAR)")
+    with spark_session(options, on_progress, what="train cf", timings=timings) as spark:
+        partitions = default_parallelism(spark, options)
+        with timed(timings, "matrix"):
+            rows = interactions_over_jdbc(
+                spark, database_url, partitions, max_id=max_interaction_id
+            )
+            pairs = confidence_pairs(
+                rows, scheme, min_user_interactions=min_interactions,
+                min_book_interactions=min_interactions,
+            ).select(
+                F.col("user_id").cast("int").alias("user"),
+                F.col("book_id").cast("int").alias("book"), "confidence",
+            )  # fmt: skip
+            n_pairs = pairs.count()
+        if n_pairs == 0:
+            raise ValueError("no pairs left after the k-core")
+        users, books = als_on_pairs(
+            pairs, None, factors=factors, iterations=iterations,
+            regularization=regularization_for(regularization, n_pairs, alpha), alpha=alpha,
+            seed=seed, blocks=partitions, timings=timings,
+        )  # fmt: skip
+    return (*_id_rows(users, factors), *_id_rows(books, factors))
+
+
+def _id_rows(table, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids ascending, float32 vectors) of an Arrow table of (id, features)."""
+    table = table.sort_by("id")
+    ids = table.column("id").to_numpy().astype(np.int64)
+    return ids, dense_rows(
+        table.append_column("row", [np.arange(len(ids))]), len(ids), "row", "features", dim
     )
-    return {key: float(np.round(value, 8)) for key, value in params.items()}
