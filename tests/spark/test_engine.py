@@ -60,7 +60,7 @@ def test_als_factors_match_the_builtin_contract_and_quality(holdout, local_optio
     for array in (factors.user_factors, factors.item_factors):
         assert array.dtype == np.float32 and np.isfinite(array).all()
         assert (np.abs(array).sum(axis=1) > 0).all()  # every row trained
-    assert set(timings) == {"start", "stage", "fit", "collect"}
+    assert set(timings) == {"start", "stage", "fit", "collect", "stop"}
     assert stages and all(done <= total for _, done, total in stages)
     assert not list((tmp_path / "staging").iterdir())  # the hand-off is cleaned up
 

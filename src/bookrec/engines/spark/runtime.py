@@ -154,7 +154,7 @@ def spark_session(
 
     Checks pyspark and Java before anything starts. While it is open, stage progress goes to
     `on_progress` and SIGINT / SIGTERM cancel the running jobs and raise KeyboardInterrupt.
-    timings["start"] receives the seconds the session took to start.
+    timings["start"] and timings["stop"] receive the seconds the session took to start and stop.
     """
     require_pyspark(what)
     java = java_executable()
@@ -185,7 +185,8 @@ def spark_session(
         finally:
             if tracker:
                 tracker.stop()
-            _quietly(spark.stop)
+            with timed(timings, "stop"):
+                _quietly(spark.stop)
     finally:
         signals.restore()
 
