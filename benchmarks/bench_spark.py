@@ -89,8 +89,10 @@ def holdout(args):
 
 
 def cf_ndcg(held, core, user_factors, item_factors) -> float:
-    users = np.full((held.full.shape[0], user_factors.shape[1]), np.nan, dtype=np.float32)
-    users[_positions(held.full.user_ids, core.user_ids)] = user_factors
+    # Rows of the test users (held.users), as Holdout.measure asks for them.
+    users = np.full((len(held.users), user_factors.shape[1]), np.nan, dtype=np.float32)
+    rows = _positions(core.user_ids, held.users)
+    users[rows >= 0] = user_factors[rows[rows >= 0]]
     items = np.zeros((held.full.shape[1], item_factors.shape[1]), dtype=np.float32)
     items[_positions(held.full.book_ids, core.book_ids)] = item_factors
 
@@ -201,6 +203,8 @@ def compare(args) -> None:
         engines = ["builtin", "local", "local-gensim"]
     if args.cluster:
         engines += ["cluster"]
+    if args.engines:
+        engines = args.engines.split(",")
     results = []
     cluster = None
     try:
@@ -222,6 +226,8 @@ def compare(args) -> None:
         if cluster is not None:
             stop_cluster(cluster[1])
     base = {r["repeat"]: r["ndcg"] for r in results if r["engine"] == "builtin"}
+    if not base:
+        print("(no built-in run: ratios need --engines builtin,…)")
     print("\nengine | nDCG@10 | vs built-in | fit s | s per 1M pairs | peak RSS MB | JVM peaks MB")
     for r in results:
         ratio = r["ndcg"] / base[r["repeat"]] if base.get(r["repeat"]) else float("nan")
@@ -387,6 +393,7 @@ def main() -> None:
     parser.add_argument("--word2vec-partitions", type=int, default=1)
     parser.add_argument("--cluster", action="store_true", help="also on a standalone cluster")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--engines", help="a subset: builtin,local,local-gensim,cluster")
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--executor-memory", default="3g")
     parser.add_argument("--worker-memory", default="4g")

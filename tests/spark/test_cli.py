@@ -46,7 +46,7 @@ def test_train_cf_spark_writes_vectors_and_a_run_naming_the_engine(planted, spar
     args = ("train", "cf", "--engine", "spark", "--factors", "8", "--iterations", "10")
     summary = _ok(planted, spark_env, *args, "--regularization", "1", "--json")
     assert summary["engine"] == "spark" and summary["spark"]["master"] == "local[2]"
-    assert set(summary["spark"]["seconds"]) == {"start", "stage", "fit", "collect", "stop"}
+    assert set(summary["spark"]["seconds"]) == {"start", "stage", "read", "fit", "collect", "stop"}
     assert summary["spark"]["mllib"]["alpha"] == 4.0
     repo = open_repository(planted.url)
     try:

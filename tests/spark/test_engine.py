@@ -30,8 +30,9 @@ def _gnn_ndcg(held, books: np.ndarray) -> float:
 def _dense_users(held, core, user_factors):
     from bookrec.algorithms.matrix import _positions
 
-    users = np.full((held.full.shape[0], user_factors.shape[1]), np.nan, dtype=np.float32)
-    users[_positions(held.full.user_ids, core.user_ids)] = user_factors
+    users = np.full((len(held.users), user_factors.shape[1]), np.nan, dtype=np.float32)
+    rows = _positions(core.user_ids, held.users)  # Holdout.measure asks for test users' rows
+    users[rows >= 0] = user_factors[rows[rows >= 0]]
     return users
 
 
@@ -60,7 +61,7 @@ def test_als_factors_match_the_builtin_contract_and_quality(holdout, local_optio
     for array in (factors.user_factors, factors.item_factors):
         assert array.dtype == np.float32 and np.isfinite(array).all()
         assert (np.abs(array).sum(axis=1) > 0).all()  # every row trained
-    assert set(timings) == {"start", "stage", "fit", "collect", "stop"}
+    assert set(timings) == {"start", "stage", "read", "fit", "collect", "stop"}
     assert stages and all(done <= total for _, done, total in stages)
     assert not list((tmp_path / "staging").iterdir())  # the hand-off is cleaned up
 

@@ -108,7 +108,8 @@ def als_on_pairs(
     from pyspark.ml.recommendation import ALS
     from pyspark.sql import functions as F
 
-    n_pairs = pairs.count()
+    with timed(timings, "read"):
+        n_pairs = pairs.count()
     if shape is None:
         shape = (pairs.select("user").distinct().count(), pairs.select("book").distinct().count())
     params = mllib_parameters(
