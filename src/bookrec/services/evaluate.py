@@ -63,7 +63,7 @@ def evaluate_strategies(
             k=k,
             strategies=strategies,
             seed=seed,
-            cf=evaluation.CfParams(**settings.cf.model_dump()),
+            cf=evaluation.CfParams(**settings.cf.model_dump(exclude={"engine"})),
             # One skip-gram worker: with more, gensim's threads race and a seed does not repeat.
             gnn=evaluation.GnnParams(**{**settings.gnn.model_dump(), "workers": 1}),
             content=evaluation.ContentParams(**settings.content.model_dump()),

@@ -166,8 +166,10 @@ def spark_session(
     if _on_this_host(options.master):
         # Otherwise Spark binds the driver to the first network interface's address.
         os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
+    conf = session_conf(options)
+    _relaunch_jvm_if_launched_otherwise(conf)
     builder = SparkSession.builder.master(options.master)
-    for key, value in session_conf(options).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     signals = _SignalCancel()
     signals.install()
@@ -189,6 +191,36 @@ def spark_session(
                 _quietly(spark.stop)
     finally:
         signals.restore()
+
+
+# Settings that take effect only when pyspark launches its driver JVM, once per process.
+LAUNCH_SETTINGS = (
+    "spark.driver.memory",
+    "spark.driver.extraJavaOptions",
+    "spark.driver.extraClassPath",
+    "spark.jars",
+)
+_launched_with: dict[str, str | None] | None = None
+
+
+def _relaunch_jvm_if_launched_otherwise(conf: Mapping[str, str]) -> None:
+    """A process that runs a second job (tests, the Python API) keeps pyspark's JVM of the first:
+    stop it if the new job's launch settings (driver memory, JDBC jar, …) differ."""
+    from pyspark import SparkContext
+
+    global _launched_with
+    wanted = {key: conf.get(key) for key in LAUNCH_SETTINGS}
+    gateway = SparkContext._gateway
+    if gateway is not None and _launched_with not in (None, wanted):
+        process = getattr(gateway, "proc", None)
+        _quietly(gateway.shutdown)
+        SparkContext._gateway = None
+        SparkContext._jvm = None
+        if process is not None:
+            # The gateway JVM exits when its standard input closes.
+            _quietly(process.stdin.close)
+            _quietly(lambda: process.wait(timeout=30))
+    _launched_with = wanted
 
 
 def _on_this_host(master: str) -> bool:
