@@ -175,7 +175,11 @@ def spark_session(
     signals.install()
     try:
         with timed(timings, "start"):
-            spark = builder.getOrCreate()
+            try:
+                spark = builder.getOrCreate()
+            except BaseException:  # e.g. Ctrl-C while the JVM starts: leave no JVM behind
+                _stop_gateway()
+                raise
         signals.context = spark.sparkContext
         signals.install()  # over the SIGINT handler pyspark has just put in place
         tracker = _StageReporter(spark, on_progress) if on_progress else None
@@ -210,17 +214,31 @@ def _relaunch_jvm_if_launched_otherwise(conf: Mapping[str, str]) -> None:
 
     global _launched_with
     wanted = {key: conf.get(key) for key in LAUNCH_SETTINGS}
-    gateway = SparkContext._gateway
-    if gateway is not None and _launched_with not in (None, wanted):
-        process = getattr(gateway, "proc", None)
-        _quietly(gateway.shutdown)
-        SparkContext._gateway = None
-        SparkContext._jvm = None
-        if process is not None:
-            # The gateway JVM exits when its standard input closes.
-            _quietly(process.stdin.close)
-            _quietly(lambda: process.wait(timeout=30))
+    if SparkContext._gateway is not None and _launched_with not in (None, wanted):
+        _stop_gateway()
     _launched_with = wanted
+
+
+def _stop_gateway() -> None:
+    """Stop pyspark's driver JVM (and any context on it); the next session launches a new one."""
+    from pyspark import SparkContext
+
+    if SparkContext._active_spark_context is not None:
+        _quietly(SparkContext._active_spark_context.stop)
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    process = getattr(gateway, "proc", None)
+    _quietly(gateway.shutdown)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    if process is not None:
+        # The gateway JVM exits when its standard input closes.
+        _quietly(process.stdin.close)
+        try:
+            process.wait(timeout=30)
+        except Exception:
+            _quietly(process.kill)
 
 
 def _on_this_host(master: str) -> bool:
