@@ -30,6 +30,19 @@ def tests_extras(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def tests_spark(session: nox.Session) -> None:
+    """The Spark engine for real: pyspark (bookrec[spark]) in local[2] and on a standalone
+    master with two workers on 127.0.0.1; needs Java 17+. The JDBC tests also need the
+    PostgreSQL JDBC jar (Debian: libpostgresql-jdbc-java) and skip without it."""
+    session.install("-e", ".[test,spark]")
+    session.run(
+        "pytest", "-n", "2", "--dist", "loadfile", "tests/spark",
+        "tests/test_spark_extra_missing.py", *session.posargs,
+        env={"BOOKREC_TEST_SPARK": "1"},
+    )  # fmt: skip
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.8")
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")

@@ -119,11 +119,15 @@ class TrainCfResult:
     phases: dict[str, float]
     vectors_per_second: int
     seconds: float
+    engine: str = "builtin"
+    engine_stats: dict[str, Any] = field(default_factory=dict)  # Spark: master, mllib, seconds
     model: str = "cf"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        return {"run_id": data.pop("run_id"), "model": data.pop("model"), **data}
+        head = {"run_id": data.pop("run_id"), "model": data.pop("model")}
+        head["engine"] = data.pop("engine")
+        return {**head, **data.pop("engine_stats"), **data}
 
 
 @dataclass(frozen=True)

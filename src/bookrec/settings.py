@@ -37,6 +37,9 @@ class CfSettings(BaseModel):
     alpha: float = Field(4.0, gt=0, description="confidence scaling of interaction strength")
     seed: int = 42
     threads: int = Field(0, ge=0, description="ALS threads; 0 = all cores")
+    engine: Literal["builtin", "spark"] = Field(
+        "builtin", description="builtin (implicit) or spark (MLlib ALS, the spark extra)"
+    )
 
 
 class GnnSettings(BaseModel):
@@ -56,7 +59,7 @@ class GnnSettings(BaseModel):
     )
     seed: int = 42
     workers: int = Field(0, ge=0, description="skip-gram workers; 0 = all cores")
-    engine: Literal["builtin", "node2vec"] = "builtin"
+    engine: Literal["builtin", "node2vec", "spark"] = "builtin"
 
 
 class ContentSettings(BaseModel):
@@ -92,6 +95,38 @@ class HybridSettings(BaseModel):
     popular: float = Field(0.0, ge=0, description="users nothing else serves get popular anyway")
 
 
+class SparkSettings(BaseModel):
+    """Where `--engine spark` runs (see bookrec.engines.spark)."""
+
+    master: str = Field(
+        "local[*]", description="Spark master: local[N], spark://host:7077, yarn, k8s://…"
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict, description="extra Spark conf (BOOKREC_SPARK_CONF as a JSON object)"
+    )
+    staging: str | None = Field(
+        None,
+        description="data hand-off location every executor reads: a directory, hdfs://…,"
+        " s3a://…; unset = the system's temporary directory",
+    )
+    executor_memory: str | None = Field(None, description="spark.executor.memory, e.g. 8g")
+    driver_memory: str | None = Field(
+        None, description="spark.driver.memory (the executors too in local mode), e.g. 4g"
+    )
+    jdbc_jar: str | None = Field(
+        None, description="PostgreSQL JDBC driver jar, for Spark to read interactions over JDBC"
+    )
+    partitions: int = Field(
+        0, ge=0, description="hand-off partitions, ALS blocks, walk tasks; 0 = Spark's default"
+    )
+    skipgram: Literal["mllib", "gensim"] = Field(
+        "mllib", description="gnn skip-gram: MLlib Word2Vec on the cluster, or gensim here"
+    )
+    word2vec_partitions: int = Field(
+        1, ge=1, description="MLlib Word2Vec numPartitions (more: faster, less accurate)"
+    )
+
+
 class StatusSettings(BaseModel):
     max_vector_age_hours: float = Field(
         168.0, gt=0, description="warn when vectors are older than the newest interaction by this"
@@ -114,6 +149,7 @@ class Settings(BaseSettings):
     content: ContentSettings = ContentSettings()
     weights: WeightsSettings = WeightsSettings()
     hybrid: HybridSettings = HybridSettings()
+    spark: SparkSettings = SparkSettings()
     status: StatusSettings = StatusSettings()
 
     @classmethod

@@ -28,13 +28,16 @@ def cf(
     alpha: float = typer.Option(None, "--alpha", help="Confidence scaling [default: 4]."),
     seed: int = SEED,
     threads: int = typer.Option(None, "--threads", help="ALS threads; 0 = all cores."),
+    engine: str = typer.Option(
+        None, "--engine", help="builtin (default, implicit) or spark (MLlib ALS, an extra)."
+    ),
     wait: bool = WAIT,
     json_output: bool = JSON,
 ) -> None:
     """Implicit-feedback ALS → users.cf_vector and books.cf_embedding."""
     settings = load_settings(
         ctx, "cf", factors=factors, iterations=iterations, min_interactions=min_interactions,
-        regularization=regularization, alpha=alpha, seed=seed, threads=threads,
+        regularization=regularization, alpha=alpha, seed=seed, threads=threads, engine=engine,
     )  # fmt: skip
     with session(ctx, settings, json_output=json_output) as db:
         result = db.train_cf(wait=wait)
@@ -65,7 +68,7 @@ def gnn(
     seed: int = SEED,
     workers: int = typer.Option(None, "--workers", help="Skip-gram threads; 0 = all cores."),
     engine: str = typer.Option(
-        None, "--engine", help="builtin (default) or node2vec (the PyPI package, an extra)."
+        None, "--engine", help="builtin (default), node2vec (PyPI package) or spark (extras)."
     ),
     wait: bool = WAIT,
     json_output: bool = JSON,

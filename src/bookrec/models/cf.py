@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from bookrec.algorithms.matrix import InteractionMatrix, positions
 from bookrec.algorithms.scoring import cf_scores
 from bookrec.models.base import UserBatch, align_rows, training_core
-from bookrec.settings import CfSettings
+from bookrec.settings import CfSettings, SparkSettings
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,11 +28,13 @@ class CfVectors:
 
 @dataclass(frozen=True, eq=False)
 class CfFit:
-    """What `fit_cf` learnt, and the regularization it used."""
+    """What `fit_cf` learnt, the regularization it used, and the engine's own figures (Spark:
+    its master, MLlib parameters and seconds per step)."""
 
     vectors: CfVectors
     regularization: float
     pairs: int
+    engine_stats: dict = field(default_factory=dict)
 
 
 def cf_core(matrix: InteractionMatrix, settings: CfSettings) -> InteractionMatrix:
@@ -50,23 +52,43 @@ def fit_cf(
     core: InteractionMatrix,
     settings: CfSettings,
     on_iteration: Callable[[int, int], None] | None = None,
+    spark: SparkSettings | None = None,
 ) -> CfFit:
-    """ALS on the cf core (see `cf_core`) with the settings' factors, iterations, alpha, seed."""
-    from bookrec.algorithms.cf import fit_als
-
+    """ALS on the cf core (see `cf_core`) with the settings' factors, iterations, alpha, seed:
+    implicit's, or Spark MLlib's with engine "spark" (on the `spark` settings)."""
     regularization = cf_regularization(core, settings)
-    factors = fit_als(
-        core.matrix,
-        factors=settings.factors,
-        iterations=settings.iterations,
-        regularization=regularization,
-        alpha=settings.alpha,
-        seed=settings.seed,
-        threads=settings.threads,
-        on_iteration=on_iteration,
-    )
+    parameters = {
+        "factors": settings.factors,
+        "iterations": settings.iterations,
+        "regularization": regularization,
+        "alpha": settings.alpha,
+        "seed": settings.seed,
+    }
+    stats: dict = {}
+    if settings.engine == "spark":
+        from bookrec.engines.spark import SparkOptions, fit_als_spark, mllib_parameters
+
+        spark = spark or SparkSettings()
+        mapped = mllib_parameters(
+            core.shape[0], core.shape[1], core.nnz, regularization=regularization,
+            alpha=settings.alpha,
+        )  # fmt: skip
+        seconds: dict[str, float] = {}
+        mllib = {k: round(v, 8) for k, v in mapped.items()}
+        stats = {"spark": {"master": spark.master, "mllib": mllib, "seconds": seconds}}
+        factors = fit_als_spark(
+            core.matrix, **parameters, options=SparkOptions(**spark.model_dump()),
+            on_progress=lambda _stage, done, total: on_iteration and on_iteration(done, total),
+            timings=seconds,
+        )  # fmt: skip
+    else:
+        from bookrec.algorithms.cf import fit_als
+
+        factors = fit_als(
+            core.matrix, **parameters, threads=settings.threads, on_iteration=on_iteration
+        )
     vectors = CfVectors(core.user_ids, factors.user_factors, core.book_ids, factors.item_factors)
-    return CfFit(vectors, regularization, core.nnz)
+    return CfFit(vectors, regularization, core.nnz, stats)
 
 
 class CfModel:

@@ -79,10 +79,10 @@ def fit_models(
         if name == "cf":
             with phases.phase("cf", total=settings.cf.iterations) as update:
                 core = cf_core(training.matrix, settings.cf)
-                return fit_cf(core, settings.cf, on_iteration=update).vectors.model(catalogue)
+                return fit_cf(core, settings.cf, update, settings.spark).vectors.model(catalogue)
         if name == "gnn":
             core = gnn_core(training.matrix, settings.gnn)
-            vectors = fit_gnn(core, settings.gnn, phases.within("gnn")).vectors
+            vectors = fit_gnn(core, settings.gnn, phases.within("gnn"), settings.spark).vectors
             return EmbeddingModel(vectors, catalogue, popularity)
         documents = content_documents(training.books, settings.content)
         with phases.phase("content", total=len(documents.texts)) as update:

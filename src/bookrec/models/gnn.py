@@ -11,7 +11,7 @@ import numpy as np
 from bookrec.algorithms.matrix import InteractionMatrix
 from bookrec.models.base import BookVectors, training_core
 from bookrec.progress import Phases
-from bookrec.settings import GnnSettings
+from bookrec.settings import GnnSettings, SparkSettings
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,13 +28,21 @@ def gnn_core(matrix: InteractionMatrix, settings: GnnSettings) -> InteractionMat
     return training_core(matrix, 1, settings.min_interactions)
 
 
-def fit_gnn(core: InteractionMatrix, settings: GnnSettings, phases: Phases) -> GnnFit:
-    """node2vec on the users × books confidences of `core` (see `gnn_core`)."""
+def fit_gnn(
+    core: InteractionMatrix,
+    settings: GnnSettings,
+    phases: Phases,
+    spark: SparkSettings | None = None,
+) -> GnnFit:
+    """node2vec on the users × books confidences of `core` (see `gnn_core`): the built-in
+    engine, the node2vec package, or Spark (on the `spark` settings)."""
     from bookrec.algorithms.skipgram import default_workers
 
     workers = settings.workers or default_workers()
     if settings.engine == "node2vec":
         node_vectors, stats = _node2vec_package(core, settings, workers, phases)
+    elif settings.engine == "spark":
+        node_vectors, stats = _spark(core, settings, spark or SparkSettings(), phases)
     else:
         node_vectors, stats = _builtin(core, settings, workers, phases)
     books = BookVectors("gnn", core.book_ids, node_vectors[core.shape[0] :])
@@ -83,3 +91,20 @@ def _node2vec_package(
             sample=settings.sample, seed=settings.seed, workers=workers,
         )  # fmt: skip
     return vectors, {}
+
+
+def _spark(
+    core: InteractionMatrix, settings: GnnSettings, spark: SparkSettings, phases: Phases
+) -> tuple[np.ndarray, dict[str, Any]]:
+    from bookrec.engines.spark import SparkOptions, gnn_vectors_spark
+
+    seconds: dict[str, float] = {}
+    parameters = settings.model_dump(exclude={"min_interactions", "workers", "engine", "prior"})
+    with phases.phase("spark") as update:
+        vectors = gnn_vectors_spark(
+            core.matrix, **parameters, options=SparkOptions(**spark.model_dump()),
+            on_progress=lambda _stage, done, total: update(done, total), timings=seconds,
+        )  # fmt: skip
+    return vectors, {
+        "spark": {"master": spark.master, "skipgram": spark.skipgram, "seconds": seconds}
+    }

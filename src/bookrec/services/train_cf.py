@@ -24,6 +24,10 @@ def train_cf(
     """Train and write back in one transaction."""
     cf = settings.cf
     started = time.perf_counter()
+    if cf.engine == "spark":  # before any work: pyspark and Java are there
+        from bookrec.engines.spark import check_ready
+
+        check_ready("train cf --engine spark")
     with repo.training_lock("cf", wait=wait):
         data = load_training_data(repo, settings, phases, partial(cf_core, settings=cf))
         core = data.matrix
@@ -32,10 +36,12 @@ def train_cf(
             "regularization_used": round(cf_regularization(core, cf), 6),
             "weights": settings.weights.model_dump(),
         }
+        if cf.engine == "spark":
+            parameters["spark"] = {"master": settings.spark.master}
         with recorded_run(repo, "cf", parameters, phases) as run_id:
             with phases.phase("fit", total=cf.iterations) as update:
-                fit = fit_cf(core, cf, on_iteration=update)
-            result = run_result(data, phases, metrics={"pairs": fit.pairs})
+                fit = fit_cf(core, cf, update, settings.spark)
+            result = run_result(data, phases, metrics={"pairs": fit.pairs, **fit.engine_stats})
             vectors = fit.vectors
             with phases.phase("write", total=data.n_users + data.n_books) as update:
                 write_started = time.perf_counter()
@@ -57,6 +63,8 @@ def train_cf(
         pairs=fit.pairs,
         factors=cf.factors,
         regularization=round(fit.regularization, 6),
+        engine=cf.engine,
+        engine_stats=fit.engine_stats,
         iterations=cf.iterations,
         phases=phases.seconds,
         vectors_per_second=round((data.n_users + data.n_books) / max(write_seconds, 1e-9)),

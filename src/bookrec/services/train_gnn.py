@@ -24,11 +24,15 @@ def train_gnn(
     """Train and write back in one transaction."""
     gnn = settings.gnn
     started = time.perf_counter()
+    if gnn.engine == "spark":  # before any work: pyspark and Java are there
+        from bookrec.engines.spark import check_ready
+
+        check_ready("train gnn --engine spark")
     with repo.training_lock("gnn", wait=wait):
         data = load_training_data(repo, settings, phases, partial(gnn_core, settings=gnn))
         parameters = {**gnn.model_dump(), "weights": settings.weights.model_dump()}
         with recorded_run(repo, "gnn", parameters, phases) as run_id:
-            fit = fit_gnn(data.matrix, gnn, phases)
+            fit = fit_gnn(data.matrix, gnn, phases, settings.spark)
             result = run_result(data, phases, metrics={"edges": fit.edges, **fit.stats})
             with (
                 phases.phase("write", total=data.n_books) as update,
