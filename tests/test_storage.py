@@ -16,17 +16,17 @@ def _books(repo, n=3):
 
 
 def _interactions(repo, rows):
-    loader = repo.interaction_loader()
-    loader.add(InteractionBatch.from_rows(rows))
-    return loader.commit()
+    with repo.interaction_loader() as loader:
+        loader.add(InteractionBatch.from_rows(rows))
+    return loader.result
 
 
 def test_migrate_is_idempotent_and_versioned(db_url):
     repo = open_repository(db_url, create=True)
     assert repo.schema_version() is None
     applied = repo.migrate()
-    assert [m.version for m in applied] == [1, 2]
-    assert repo.schema_version() == repo.latest_schema_version() == 2
+    assert [m.version for m in applied] == [1, 2, 3]
+    assert repo.schema_version() == repo.latest_schema_version() == 3
     assert repo.migrate() == []
     repo.close()
 
@@ -37,7 +37,7 @@ def test_upgrade_from_v1_keeps_data(db_url):
     _books(repo, 2)
     with pytest.raises(SchemaOutdatedError):
         repo.require_schema()
-    assert [m.version for m in repo.migrate()] == [2]
+    assert [m.version for m in repo.migrate()] == [2, 3]
     repo.require_schema()
     assert len(repo.book_id_map()) == 2
     repo.close()
@@ -108,12 +108,12 @@ def test_of_duplicates_across_batches_of_a_load_the_first_wins(repo):
     take the PostgreSQL loader's direct path) and of users that existed before the load."""
     ids = _books(repo)
     _interactions(repo, [("old", ids["0"], "rate", 2.0, 10.0)])
-    loader = repo.interaction_loader()
     first = [("new", ids["0"], "rate", 5.0, 10.0), ("old", ids["1"], "rate", 4.0, 10.0)]
-    loader.add(InteractionBatch.from_rows(first))
     again = [(u, b, e, 1.0, t) for u, b, e, _, t in first] + [("old", ids["0"], "rate", 1.0, 10.0)]
-    loader.add(InteractionBatch.from_rows([*again, ("new", ids["2"], "rate", 3.0, 11.0)]))
-    result = loader.commit()
+    with repo.interaction_loader() as loader:
+        loader.add(InteractionBatch.from_rows(first))
+        loader.add(InteractionBatch.from_rows([*again, ("new", ids["2"], "rate", 3.0, 11.0)]))
+        result = loader.commit()
     assert (result.rows, result.inserted, result.duplicates, result.new_users) == (6, 3, 3, 1)
     new, old = repo.find_user("new"), repo.find_user("old")
     assert _ratings_by_key(repo) == {
@@ -124,22 +124,39 @@ def test_of_duplicates_across_batches_of_a_load_the_first_wins(repo):
 
 def test_interaction_loader_refuses_books_that_do_not_exist(repo):
     ids = _books(repo)
-    loader = repo.interaction_loader()
-    with pytest.raises(Exception, match="book"):  # JobFailedError, or a foreign key violation
+    with (
+        pytest.raises(Exception, match="book"),  # JobFailedError, or a foreign key violation
+        repo.interaction_loader() as loader,
+    ):
         loader.add(InteractionBatch.from_rows([("u1", ids["0"], "view", None, 1.0)]))
         loader.add(InteractionBatch.from_rows([("u2", 999_999, "view", None, 2.0)]))
-        loader.commit()
-    loader.rollback()
     assert repo.counts()["interactions"] == 0 and repo.counts()["users"] == 0
 
 
-def test_interaction_loader_rollback_writes_nothing(repo):
+class Abandon(Exception):
+    pass
+
+
+def test_an_interaction_load_is_one_transaction_that_a_with_block_ends(repo):
     ids = _books(repo)
-    loader = repo.interaction_loader()
-    loader.add(InteractionBatch.from_rows([("u1", ids["0"], "view", None, 1_700_000_000.0)]))
-    loader.rollback()
-    assert repo.counts()["interactions"] == 0 and repo.counts()["users"] == 0
-    assert _interactions(repo, [("u1", ids["0"], "view", None, 1.0)]).inserted == 1
+    row = ("u1", ids["0"], "view", None, 1_700_000_000.0)
+    loader = repo.interaction_loader()  # opens nothing yet: another writer may go first
+    assert _interactions(repo, [("u0", ids["1"], "view", None, 1.0)]).inserted == 1
+    with pytest.raises(RuntimeError, match="with block"):
+        loader.add(InteractionBatch.from_rows([row]))
+    with pytest.raises(Abandon), loader:  # an exception rolls the load back
+        loader.add(InteractionBatch.from_rows([row]))
+        raise Abandon
+    with repo.interaction_loader() as loader:  # so does rollback()
+        loader.add(InteractionBatch.from_rows([row]))
+        loader.rollback()
+    assert (repo.counts()["interactions"], repo.counts()["users"]) == (1, 1)
+    with repo.interaction_loader() as loader:  # leaving the block commits
+        loader.add(InteractionBatch.from_rows([row]))
+    assert loader.result.inserted == 1 and repo.counts()["interactions"] == 2
+    with pytest.raises(RuntimeError, match="with block"):
+        loader.commit()
+    assert _interactions(repo, [row]).duplicates == 1
 
 
 def test_replace_vectors_clears_rows_outside_the_run(repo):
@@ -181,7 +198,7 @@ def test_failed_vector_write_leaves_old_vectors_and_no_partial_new_ones(repo):
         )
     kept_ids, kept = repo.load_vectors("gnn")
     assert kept_ids.tolist() == books.tolist() and np.array_equal(kept, old)
-    assert repo.runs("gnn")[0].status == "running"
+    assert repo.runs("gnn")[0].status == "died"  # its caller did not record the failure
 
 
 def test_repeated_ids_are_refused(repo):
@@ -283,7 +300,7 @@ def test_snapshots_match_the_columns_and_die_with_any_other_write(repo):
     repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books[::-1], vectors[::-1])
     assert "books.gnn_vector" in _snapshot_names(repo)
     snap_ids, snap = repo.load_vectors("gnn")
-    json_ids, from_json = repo._load_json_vectors(["gnn"], "books")["gnn"]
+    json_ids, from_json = repo.vectors.load_json(["gnn"], "books")["gnn"]
     assert snap_ids.tolist() == json_ids.tolist() == books.tolist()
     assert np.array_equal(snap, from_json) and np.array_equal(snap, vectors)
     assert not snap.flags.writeable  # a view of the fetched bytes

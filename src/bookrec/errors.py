@@ -49,7 +49,17 @@ class DatabaseUnavailableError(BookrecError):
 
 
 class LockBusyError(BookrecError):
+    """Another bookrec process holds the lock `lock` ("train cf", "migrate") of the database
+    `where` (a DatabaseUrl.where)."""
+
     exit_code = EXIT_FAILED
+
+    def __init__(
+        self, lock: str, where: str, *, hint: str | None = "wait for it to finish, or pass --wait"
+    ) -> None:
+        super().__init__(f"another bookrec {lock} is running on {where}", hint=hint)
+        self.lock = lock
+        self.where = where
 
 
 class InputError(BookrecError):

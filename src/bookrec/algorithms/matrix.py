@@ -1,13 +1,23 @@
-"""The user × book confidence matrix: event weighting, time decay, k-core filtering."""
+"""The user × book confidence matrix: event weighting, time decay, k-core filtering; built at
+once (build_matrix) or from chunks as they stream in (MatrixBuilder), with the per-book event
+counts of the same chunks (BookEventCounter)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bookrec.domain import EVENT_CODES, EVENTS, RATING_MAX, RATING_MIN, InteractionArrays
+from bookrec.domain import (
+    EVENT_CODES,
+    EVENTS,
+    RATING_MAX,
+    RATING_MIN,
+    BookEventCounts,
+    InteractionArrays,
+)
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -139,24 +149,186 @@ def build_matrix(
     columns instead (e.g. to align a test split with a training matrix): interactions of other
     ids are ignored and empty rows / columns are kept.
     """
-    import scipy.sparse as sp  # here, not at the top: recommend starts faster without scipy
-
-    scheme = scheme or WeightScheme()
-    timestamps, weights = _weights(interactions, scheme, now)
-
+    timestamps = np.asarray(interactions.timestamps, dtype=np.int64)
+    if now is None:
+        now = float(timestamps.max()) if len(timestamps) else 0.0
     users, rows = _index(np.asarray(interactions.user_ids, dtype=np.int64), user_ids)
     books, cols = _index(np.asarray(interactions.book_ids, dtype=np.int64), book_ids)
     known = (rows >= 0) & (cols >= 0)
-    pair = rows.astype(np.int64) * len(books) + cols
-    weights[_superseded_ratings(interactions.events, timestamps, pair, known)] = 0.0
-    keep = known & (weights > 0)
-
-    coo = sp.coo_matrix((weights[keep], (rows[keep], cols[keep])), shape=(len(users), len(books)))
-    matrix = coo.tocsr()
-    matrix.sum_duplicates()
-    np.minimum(matrix.data, scheme.cap, out=matrix.data)
-    result = InteractionMatrix(matrix.astype(np.float32), users, books)
+    builder = MatrixBuilder(scheme, now, shape=(len(users), len(books)))
+    if known.all():
+        builder.add(rows, cols, interactions.events, interactions.ratings, timestamps)
+    else:
+        builder.add(
+            rows[known], cols[known], np.asarray(interactions.events)[known],
+            np.asarray(interactions.ratings)[known], timestamps[known],
+        )  # fmt: skip
+    result = InteractionMatrix(builder.matrix(), users, books)
     return _drop_empty(result, rows=user_ids is None, columns=book_ids is None)
+
+
+class MatrixBuilder:
+    """build_matrix's confidence matrix of interactions that arrive in chunks, aggregated as
+    they come: the other events' weights summed per (user, book) into a sparse matrix, the
+    `rate` events kept (8% of them, 24 bytes each) until matrix() keeps each pair's latest.
+    Rows and columns are positions: non-negative integers (database ids, which are dense; the
+    matrix grows to the largest). Chunks must come in input order (for ratings of one pair
+    and one second, the later row wins), and a decaying scheme needs `now` up front.
+
+    Same data, same matrix as one build_matrix: the weights are the same numbers, summed in
+    float64 and capped after all chunks, then float32. (With decay, sums of many weights can
+    round in the last float64 bit depending on the order of addition, which is no more fixed
+    in scipy's own sum of duplicates; the float32 result is the same in every case tested.)"""
+
+    def __init__(
+        self,
+        scheme: WeightScheme | None = None,
+        now: float | None = None,
+        *,
+        shape: tuple[int, int] = (0, 0),
+    ) -> None:
+        import scipy.sparse as sp  # here, not at the top: recommend starts faster without scipy
+
+        self.scheme = scheme or WeightScheme()
+        if self.scheme.half_life_days is not None and now is None:
+            raise ValueError("a decaying WeightScheme needs `now`")
+        self.now = now
+        self.shape = shape
+        self._sums = sp.csr_matrix(shape, dtype=np.float64)
+        self._rates: list[tuple[np.ndarray, ...]] = []  # (rows, cols, times, weights) per chunk
+
+    def add(
+        self,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        events: np.ndarray,
+        ratings: np.ndarray,
+        timestamps: np.ndarray,
+    ) -> None:
+        """One chunk of interactions, by position (rows: users, cols: books)."""
+        import scipy.sparse as sp
+
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        if len(rows) == 0:
+            return
+        if min(int(rows.min()), int(cols.min())) < 0:
+            raise ValueError("MatrixBuilder positions must be >= 0")
+        self._grow(int(rows.max()) + 1, int(cols.max()) + 1)
+        timestamps = np.asarray(timestamps, dtype=np.int64)
+        weights = event_weights(events, ratings, timestamps, self.scheme, self.now)
+        is_rate = np.asarray(events) == _RATE
+        other = ~is_rate & (weights > 0)
+        chunk = sp.coo_matrix(
+            (weights[other].astype(np.float64), (rows[other], cols[other])), shape=self.shape
+        ).tocsr()  # sums the chunk's duplicates
+        self._sums = self._sums + chunk
+        self._rates.append(
+            (rows[is_rate], cols[is_rate], timestamps[is_rate], weights[is_rate].astype(np.float64))
+        )
+
+    def matrix(self) -> sp.csr_matrix:
+        """The capped float32 matrix of everything added, of the grown shape (empty rows and
+        columns included)."""
+        import scipy.sparse as sp
+
+        rows, cols, times, weights = (
+            np.concatenate([part[i] for part in self._rates]) if self._rates else np.empty(0)
+            for i in range(4)
+        )
+        pair = rows.astype(np.int64) * self.shape[1] + cols
+        latest = np.ones(len(rows), dtype=bool)
+        latest[_superseded_ratings(np.full(len(rows), _RATE), times, pair, latest)] = False
+        keep = latest & (weights > 0)
+        rated = sp.coo_matrix(
+            (weights[keep], (rows[keep].astype(np.int64), cols[keep].astype(np.int64))),
+            shape=self.shape,
+        ).tocsr()
+        matrix = self._sums + rated
+        matrix.sum_duplicates()
+        np.minimum(matrix.data, self.scheme.cap, out=matrix.data)
+        return matrix.astype(np.float32)
+
+    def _grow(self, n_rows: int, n_cols: int) -> None:
+        shape = (max(self.shape[0], n_rows), max(self.shape[1], n_cols))
+        if shape != self.shape:
+            self._sums.resize(shape)
+            self.shape = shape
+
+
+def matrix_of_chunks(
+    chunks: Iterable[InteractionArrays],
+    scheme: WeightScheme | None = None,
+    now: float | None = None,
+) -> InteractionMatrix:
+    """build_matrix of the interactions of all the chunks (in input order), aggregated chunk
+    by chunk; their user and book ids are used as positions (database ids: dense, >= 0)."""
+    builder = MatrixBuilder(scheme, now)
+    for chunk in chunks:
+        builder.add(chunk.user_ids, chunk.book_ids, chunk.events, chunk.ratings, chunk.timestamps)
+    n_users, n_books = builder.shape
+    result = InteractionMatrix(
+        builder.matrix(), np.arange(n_users, dtype=np.int64), np.arange(n_books, dtype=np.int64)
+    )
+    return _drop_empty(result, rows=True, columns=True)
+
+
+class BookEventCounter:
+    """scoring.count_book_events of interactions that arrive in chunks: how many of each
+    (book, event, rating), the chunks' counts merged as they come."""
+
+    MERGE_ROWS = 1 << 22  # counted rows held before they are merged
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[np.ndarray, ...]] = []
+        self._held = 0
+
+    def add(self, chunk: InteractionArrays) -> None:
+        ones = np.ones(len(chunk), dtype=np.int64)
+        self._parts.append(_count_keys(chunk.book_ids, chunk.events, chunk.ratings, ones))
+        self._held += len(self._parts[-1][0])
+        if self._held > self.MERGE_ROWS and len(self._parts) > 1:
+            self._parts = [self._merged()]
+            self._held = len(self._parts[0][0])
+
+    def counts(
+        self,
+        max_interaction_id: int = 0,
+        first_at: float | None = None,
+        last_at: float | None = None,
+    ) -> BookEventCounts:
+        books, events, ratings, counts = self._merged()
+        return BookEventCounts(
+            books, events, ratings, counts, max_interaction_id, first_at, last_at
+        )
+
+    def _merged(self) -> tuple[np.ndarray, ...]:
+        if not self._parts:
+            return (np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float32),
+                    np.empty(0, np.int64))  # fmt: skip
+        columns = [np.concatenate(part) for part in zip(*self._parts, strict=True)]
+        return _count_keys(*columns)
+
+
+def _count_keys(
+    books: np.ndarray, events: np.ndarray, ratings: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """(book ids int64, events int8, ratings float32 (NaN: none), counts int64) with the
+    counts of equal (book, event, rating) summed, sorted by them."""
+    books = np.asarray(books, dtype=np.int64)
+    events = np.asarray(events, dtype=np.int8)
+    keyed = np.nan_to_num(np.asarray(ratings, dtype=np.float32), nan=-1.0)
+    order = np.lexsort((keyed, events, books))
+    books, events, keyed = books[order], events[order], keyed[order]
+    starts = np.flatnonzero(
+        np.concatenate(
+            [[len(order) > 0],
+             (books[1:] != books[:-1]) | (events[1:] != events[:-1]) | (keyed[1:] != keyed[:-1])]
+        )
+    )  # fmt: skip
+    summed = np.add.reduceat(counts[order], starts) if len(order) else counts[:0]
+    ratings = keyed[starts]
+    ratings[ratings < 0] = np.nan
+    return books[starts], events[starts], ratings, summed.astype(np.int64)
 
 
 def weight_row(

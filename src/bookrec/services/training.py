@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -15,8 +15,21 @@ from bookrec.storage.base import Repository
 
 
 @dataclass(frozen=True)
+class StreamedInteractions:
+    """What training keeps of the interactions it streamed into its matrix: how many, up to
+    which id, and their counts per (book, event, rating)."""
+
+    rows: int
+    max_interaction_id: int
+    event_counts: BookEventCounts
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+@dataclass(frozen=True)
 class TrainingData:
-    interactions: InteractionArrays
+    interactions: InteractionArrays | StreamedInteractions
     matrix: object  # bookrec.algorithms.matrix.InteractionMatrix
 
     @property
@@ -42,18 +55,29 @@ def load_training_data(
     min_user_interactions: int,
     min_book_interactions: int,
 ) -> TrainingData:
-    """All interactions as a k-core-filtered confidence matrix; the guide's errors if too few."""
-    from bookrec.algorithms.matrix import build_matrix, k_core
+    """All interactions as a k-core-filtered confidence matrix; the guide's errors if too few.
 
-    with phases.phase("load"):
-        interactions = repo.load_interactions()
-    if len(interactions) == 0:
+    The interactions stream from the database in chunks into the matrix and the event counts
+    (never all of them in memory at once)."""
+    from bookrec.algorithms.matrix import BookEventCounter, k_core, matrix_of_chunks
+
+    scheme = weight_scheme(settings)
+    counter = BookEventCounter()
+    with phases.phase("load"), repo.interaction_stream() as stream:
+        now = stream.newest() if scheme.half_life_days is not None else None
+        matrix = matrix_of_chunks(_counted(stream, counter), scheme, now)
+    if stream.rows == 0:
         raise NotReadyError(
             "No interactions found",
             hint="users need to interact with books first: bookrec ingest interactions FILE",
         )
+    totals = stream.totals
+    interactions = StreamedInteractions(
+        stream.rows,
+        stream.max_interaction_id,
+        counter.counts(stream.max_interaction_id, totals.first_at, totals.last_at),
+    )
     with phases.phase("filter"):
-        matrix = build_matrix(interactions, weight_scheme(settings))
         matrix = k_core(matrix, min_user_interactions, min_book_interactions)
     if matrix.shape[0] < 2 or matrix.shape[1] < 2:
         raise NotReadyError(
@@ -63,6 +87,12 @@ def load_training_data(
             hint="need more user activity, or lower --min-interactions",
         )
     return TrainingData(interactions, matrix)
+
+
+def _counted(chunks: Iterable[InteractionArrays], counter: Any) -> Iterator[InteractionArrays]:
+    for chunk in chunks:
+        counter.add(chunk)
+        yield chunk
 
 
 @contextmanager
@@ -97,13 +127,18 @@ def run_result(data: TrainingData, phases: Phases, metrics: dict[str, Any]) -> d
 
 @contextmanager
 def counting_book_events(
-    interactions: InteractionArrays,
+    interactions: InteractionArrays | StreamedInteractions,
 ) -> Iterator[Callable[[], BookEventCounts]]:
     """count_book_events on a thread of its own; yields the function that waits for them.
 
     A write-back needs the counts only at its end and until then mostly waits for the
-    database, so counting meanwhile shortens it."""
+    database, so counting meanwhile shortens it. Streamed interactions were counted as they
+    streamed."""
     from concurrent.futures import ThreadPoolExecutor
+
+    if isinstance(interactions, StreamedInteractions):
+        yield lambda: interactions.event_counts
+        return
 
     from bookrec.algorithms.scoring import count_book_events
 
