@@ -630,3 +630,26 @@ def test_upgrade_from_v2_keeps_snapshots_and_their_triggers(db_url):
     ids_read, from_columns = repo.load_vectors("gnn")
     assert ids_read.tolist() == books[1:].tolist() and np.array_equal(from_columns, vectors[1:])
     repo.close()
+
+
+def test_prefetched_items_come_in_order_errors_reach_the_caller_and_stopping_closes():
+    from bookrec.storage.interactions import prefetched
+
+    closed = []
+
+    def source(n, fail_at=None):
+        try:
+            for i in range(n):
+                if i == fail_at:
+                    raise ValueError(f"item {i}")
+                yield i
+        finally:
+            closed.append(n)
+
+    assert list(prefetched(source(5))) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="item 2"):
+        list(prefetched(source(5, fail_at=2)))
+    early = prefetched(source(1000))
+    assert [next(early), next(early)] == [0, 1]
+    early.close()
+    assert closed == [5, 5, 1000]

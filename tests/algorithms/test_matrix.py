@@ -381,3 +381,36 @@ def test_book_event_counter_of_chunks_counts_as_count_book_events():
                 field
             )
         assert (got.max_interaction_id, got.first_at, got.last_at) == (9, 1.5, 2.5)
+
+
+def test_book_event_counter_of_far_ids_odd_ratings_and_nothing():
+    from bookrec.algorithms.matrix import BookEventCounter
+    from bookrec.algorithms.scoring import count_book_events
+
+    data = arrays(
+        [
+            (1, 2**40, "view", NO, 0),  # far ids: counted by a sort, not in place
+            (1, 2**40, "view", 4, 1),  # a rating on a view: its own key
+            (2, 2**40, "rate", NO, 2),  # a rate without one
+            (2, 5, "rate", 4.5, 3),
+            (3, 5, "rate", 4.5, 4),
+            (3, 2**40, "view", NO, 5),
+        ]
+    )
+    counter = BookEventCounter()
+    for chunk in split(data, [1, 3]):
+        counter.add(chunk)
+
+    def table(counts):
+        return [
+            (b, e, None if np.isnan(r) else r, n)
+            for b, e, r, n in zip(counts.book_ids.tolist(), counts.events.tolist(),
+                                  counts.ratings.tolist(), counts.counts.tolist(), strict=True)
+        ]  # fmt: skip
+
+    assert table(counter.counts()) == table(count_book_events(data))
+    assert table(counter.counts()) == [
+        (5, 3, 4.5, 2), (2**40, 0, None, 2), (2**40, 0, 4.0, 1), (2**40, 3, None, 1),
+    ]  # fmt: skip
+    empty = BookEventCounter().counts(7)
+    assert len(empty.book_ids) == 0 and empty.max_interaction_id == 7

@@ -187,14 +187,13 @@ class MatrixBuilder:
         *,
         shape: tuple[int, int] = (0, 0),
     ) -> None:
-        import scipy.sparse as sp  # here, not at the top: recommend starts faster without scipy
 
         self.scheme = scheme or WeightScheme()
         if self.scheme.half_life_days is not None and now is None:
             raise ValueError("a decaying WeightScheme needs `now`")
         self.now = now
         self.shape = shape
-        self._sums = sp.csr_matrix(shape, dtype=np.float64)
+        self._sums: list[sp.csr_matrix] = []  # per chunk, merged as a binary counter merges
         self._rates: list[tuple[np.ndarray, ...]] = []  # (rows, cols, times, weights) per chunk
 
     def add(
@@ -221,7 +220,12 @@ class MatrixBuilder:
         chunk = sp.coo_matrix(
             (weights[other].astype(np.float64), (rows[other], cols[other])), shape=self.shape
         ).tocsr()  # sums the chunk's duplicates
-        self._sums = self._sums + chunk
+        self._sums.append(chunk)
+        # Merged when the newest is as large as the one before: each pair is added up about
+        # log2(chunks) times, not once per chunk after it.
+        while len(self._sums) > 1 and 2 * self._sums[-1].nnz >= self._sums[-2].nnz:
+            last = self._sums.pop()
+            self._sums[-1] = self._sized(self._sums[-1]) + self._sized(last)
         self._rates.append(
             (rows[is_rate], cols[is_rate], timestamps[is_rate], weights[is_rate].astype(np.float64))
         )
@@ -243,16 +247,19 @@ class MatrixBuilder:
             (weights[keep], (rows[keep].astype(np.int64), cols[keep].astype(np.int64))),
             shape=self.shape,
         ).tocsr()
-        matrix = self._sums + rated
-        matrix.sum_duplicates()
+        matrix = rated
+        for part in self._sums:
+            matrix = matrix + self._sized(part)
         np.minimum(matrix.data, self.scheme.cap, out=matrix.data)
         return matrix.astype(np.float32)
 
     def _grow(self, n_rows: int, n_cols: int) -> None:
-        shape = (max(self.shape[0], n_rows), max(self.shape[1], n_cols))
-        if shape != self.shape:
-            self._sums.resize(shape)
-            self.shape = shape
+        self.shape = (max(self.shape[0], n_rows), max(self.shape[1], n_cols))
+
+    def _sized(self, part: sp.csr_matrix) -> sp.csr_matrix:
+        if part.shape != self.shape:
+            part.resize(self.shape)  # in place: a larger shape only adds empty rows
+        return part
 
 
 def matrix_of_chunks(
@@ -274,21 +281,29 @@ def matrix_of_chunks(
 
 class BookEventCounter:
     """scoring.count_book_events of interactions that arrive in chunks: how many of each
-    (book, event, rating), the chunks' counts merged as they come."""
+    (book, event, rating), the chunks' counts merged as they come. Rows without a rating (most
+    of them) are counted by an integer key of (book, event), the rest by a sort."""
 
     MERGE_ROWS = 1 << 22  # counted rows held before they are merged
 
     def __init__(self) -> None:
-        self._parts: list[tuple[np.ndarray, ...]] = []
+        self._unrated: list[tuple[np.ndarray, np.ndarray]] = []  # (book * 8 + event, count)
+        self._rated: list[tuple[np.ndarray, ...]] = []  # _count_keys of the rows with a rating
         self._held = 0
 
     def add(self, chunk: InteractionArrays) -> None:
-        ones = np.ones(len(chunk), dtype=np.int64)
-        self._parts.append(_count_keys(chunk.book_ids, chunk.events, chunk.ratings, ones))
-        self._held += len(self._parts[-1][0])
-        if self._held > self.MERGE_ROWS and len(self._parts) > 1:
-            self._parts = [self._merged()]
-            self._held = len(self._parts[0][0])
+        books = np.asarray(chunk.book_ids, dtype=np.int64)
+        events = np.asarray(chunk.events, dtype=np.int8)
+        ratings = np.asarray(chunk.ratings, dtype=np.float32)
+        rated = ~np.isnan(ratings)
+        self._unrated.append(_key_counts(books[~rated] * 8 + events[~rated]))
+        rows = np.flatnonzero(rated)
+        self._rated.append(
+            _count_keys(books[rows], events[rows], ratings[rows], np.ones(len(rows), np.int64))
+        )
+        self._held += len(self._unrated[-1][0]) + len(self._rated[-1][0])
+        if self._held > self.MERGE_ROWS:
+            self._merge()
 
     def counts(
         self,
@@ -296,17 +311,47 @@ class BookEventCounter:
         first_at: float | None = None,
         last_at: float | None = None,
     ) -> BookEventCounts:
-        books, events, ratings, counts = self._merged()
-        return BookEventCounts(
-            books, events, ratings, counts, max_interaction_id, first_at, last_at
+        """The counts, sorted by (book, event, rating; no rating first)."""
+        self._merge()
+        (keys, counts), (books, events, ratings, rated_counts) = self._unrated[0], self._rated[0]
+        merged = _count_keys(
+            np.concatenate([keys >> 3, books]),
+            np.concatenate([(keys & 7).astype(np.int8), events]),
+            np.concatenate([np.full(len(keys), np.nan, np.float32), ratings]),
+            np.concatenate([counts, rated_counts]),
         )
+        return BookEventCounts(*merged, max_interaction_id, first_at, last_at)
 
-    def _merged(self) -> tuple[np.ndarray, ...]:
-        if not self._parts:
-            return (np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float32),
-                    np.empty(0, np.int64))  # fmt: skip
-        columns = [np.concatenate(part) for part in zip(*self._parts, strict=True)]
-        return _count_keys(*columns)
+    def _merge(self) -> None:
+        unrated = self._unrated or [(np.empty(0, np.int64), np.empty(0, np.int64))]
+        keys, counts = (np.concatenate(part) for part in zip(*unrated, strict=True))
+        self._unrated = [_key_counts(keys, counts)]
+        rated = self._rated or [_count_keys(*_no_counted_rows())]
+        self._rated = [_count_keys(*(np.concatenate(p) for p in zip(*rated, strict=True)))]
+        self._held = len(self._unrated[0][0]) + len(self._rated[0][0])
+
+
+def _no_counted_rows() -> tuple[np.ndarray, ...]:
+    """(book ids, events, ratings, counts) of no rows."""
+    return (np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float32),
+            np.empty(0, np.int64))  # fmt: skip
+
+
+def _key_counts(keys: np.ndarray, counts: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """(the distinct keys ascending, how many of each): each key counts 1, or its `counts`.
+    Non-negative keys within a few times their number are counted in place, others sorted."""
+    if len(keys) == 0:
+        return keys.astype(np.int64), np.empty(0, np.int64)
+    if keys.min() >= 0 and keys.max() < 4 * len(keys) + (1 << 16):
+        weights = None if counts is None else counts.astype(np.float64)  # exact below 2**53
+        by_key = np.bincount(keys, weights=weights)
+        present = np.flatnonzero(by_key)
+        return present.astype(np.int64), by_key[present].astype(np.int64)
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    if counts is None:
+        return distinct, np.bincount(inverse, minlength=len(distinct)).astype(np.int64)
+    summed = np.bincount(inverse, weights=counts.astype(np.float64), minlength=len(distinct))
+    return distinct, summed.astype(np.int64)
 
 
 def _count_keys(
@@ -440,7 +485,27 @@ def _drop_empty(m: InteractionMatrix, *, rows: bool, columns: bool) -> Interacti
 
 
 def _subset(m: InteractionMatrix, users: np.ndarray, books: np.ndarray) -> InteractionMatrix:
-    matrix = m.matrix[np.flatnonzero(users)][:, np.flatnonzero(books)].tocsr()
+    """The rows of `users` and columns of `books` (boolean masks), zeros dropped."""
+    import scipy.sparse as sp
+
+    matrix = m.matrix
+    if not users.all():
+        matrix = matrix[np.flatnonzero(users)]
+    if not books.all():
+        # Columns by a lookup, in one pass over the entries (rows keep their order).
+        keep = books[matrix.indices]
+        kept_before = np.zeros(len(keep) + 1, dtype=matrix.indptr.dtype)
+        np.cumsum(keep, dtype=matrix.indptr.dtype, out=kept_before[1:])
+        rank = np.cumsum(books, dtype=matrix.indices.dtype) - 1
+        matrix = sp.csr_matrix(
+            (
+                matrix.data[keep],
+                rank[matrix.indices[keep]],
+                kept_before[matrix.indptr],
+            ),
+            shape=(matrix.shape[0], int(books.sum())),
+        )
+    matrix = matrix.tocsr(copy=matrix is m.matrix)
     matrix.eliminate_zeros()
     matrix.sort_indices()
     return InteractionMatrix(matrix, m.user_ids[users], m.book_ids[books])

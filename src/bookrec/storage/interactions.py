@@ -9,11 +9,13 @@ never a Python object per row.
 
 from __future__ import annotations
 
+import queue
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from bookrec.storage.dialect import Dialect
 from bookrec.storage.loading import InteractionLoader
 from bookrec.storage.snapshots import EVENT_COUNTS_SNAPSHOT, INTERACTION_TOTALS, Snapshots
 
+T = TypeVar("T")
 CHUNK_ROWS = 1 << 20
 ARROW_BATCH_ROWS = 1 << 16
 INT32_MAX = np.iinfo(np.int32).max
@@ -80,6 +83,54 @@ class InteractionStream:
             by_event = np.bincount(chunk.events, minlength=len(EVENTS))
             self.totals.add(by_event, epochs.min(), epochs.max())
             yield chunk
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterator[T]) -> Iterator[T]:
+    """The items of an iterator, each made on a thread of its own while the caller works on
+    the one before. Its errors are raised in the caller; stopping early stops it."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not hand_over(item):
+                    return
+            hand_over(_DONE)
+        except BaseException as error:  # handed to the caller, which raises it
+            hand_over(_Failed(error))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="bookrec-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def compact_arrays(
@@ -181,9 +232,9 @@ class Interactions(ABC):
     def _arrow_chunks(
         self, conn: Any, max_id: int, id_dtype: type, chunk_rows: int
     ) -> Iterator[tuple[InteractionArrays, np.ndarray]]:
-        """(chunk, its float64 epoch seconds) of the rows up to max_id, in id order."""
-        import pyarrow as pa
-
+        """(chunk, its float64 epoch seconds) of the rows up to max_id, in id order: read one
+        chunk ahead on a thread of its own, so that the database and the driver work while the
+        caller aggregates the last one (both mostly outside Python's lock)."""
         cursor = conn.cursor()
         try:
             cursor.adbc_statement.set_options(**self._arrow_options())
@@ -192,18 +243,26 @@ class Interactions(ABC):
                 f" {RATING_OR_NO_RATING} AS rating, occurred_at FROM interactions"
                 f" WHERE id <= {int(max_id)} ORDER BY id"
             )
-            pending: list[Any] = []
-            rows = 0
-            for batch in cursor.fetch_record_batch():
-                pending.append(batch)
-                rows += batch.num_rows
-                if rows >= chunk_rows:
-                    yield self._chunk(pa.Table.from_batches(pending), id_dtype, max_id)
-                    pending, rows = [], 0
-            if rows:
-                yield self._chunk(pa.Table.from_batches(pending), id_dtype, max_id)
+            batches = cursor.fetch_record_batch()
+            yield from prefetched(self._chunks_of(batches, id_dtype, max_id, chunk_rows))
         finally:
             cursor.close()
+
+    def _chunks_of(
+        self, batches: Iterable[Any], id_dtype: type, max_id: int, chunk_rows: int
+    ) -> Iterator[tuple[InteractionArrays, np.ndarray]]:
+        import pyarrow as pa
+
+        pending: list[Any] = []
+        rows = 0
+        for batch in batches:
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= chunk_rows:
+                yield self._chunk(pa.Table.from_batches(pending), id_dtype, max_id)
+                pending, rows = [], 0
+        if rows:
+            yield self._chunk(pa.Table.from_batches(pending), id_dtype, max_id)
 
     def _chunk(
         self, table: Any, id_dtype: type, max_id: int
