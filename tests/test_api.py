@@ -141,7 +141,7 @@ def test_errors_carry_fields_and_no_command_line_hints(db_url, planted_files):
             pytest.raises(LockBusyError) as busy,
         ):
             other.train_cf()
-        assert busy.value.job == "train cf" and "--wait" not in str(busy.value)
+        assert busy.value.lock == "train cf" and "--wait" not in str(busy.value)
 
 
 def test_the_public_names():

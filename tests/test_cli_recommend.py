@@ -155,7 +155,7 @@ def test_answers_from_snapshots_equal_answers_from_the_columns(trained, tmp_path
         names = {r[0] for r in repo.conn.execute("SELECT name FROM snapshots").fetchall()}
         assert names == {
             "books.cf_embedding", "books.gnn_vector", "books.content_embedding",
-            "book_event_counts",
+            "book_event_counts", "users.cf_vector", "interaction_totals",
         }  # fmt: skip
         repo.conn.execute("DELETE FROM snapshots")
         repo.conn.commit()

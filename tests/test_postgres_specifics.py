@@ -65,30 +65,30 @@ def test_every_load_path_refuses_missing_books_and_deduplicates(load_path):
     url, fast = load_path
     repo = open_repository(url)
     books = repo.book_id_map()
-    loader = repo.interaction_loader()
-    assert loader._checks_references is fast
-    with pytest.raises(Exception, match="book"):  # JobFailedError or ForeignKeyViolation
+    with (
+        pytest.raises(Exception, match="book"),  # JobFailedError or ForeignKeyViolation
+        repo.interaction_loader() as loader,
+    ):
+        assert loader._checks_references is fast
         loader.add(
             InteractionBatch.from_rows(
                 [("u1", books["a"], "view", None, 1.0), ("u2", 999_999, "view", None, 2.0)]
             )
         )
-        loader.commit()
-    loader.rollback()
     assert repo.counts()["interactions"] == 0 and repo.counts()["users"] == 0
 
-    loader = repo.interaction_loader()
-    loader.add(
-        InteractionBatch.from_rows(
-            [("u1", books["a"], "view", None, 1.0), ("u1", books["b"], "like", None, 2.0)]
+    with repo.interaction_loader() as loader:
+        loader.add(
+            InteractionBatch.from_rows(
+                [("u1", books["a"], "view", None, 1.0), ("u1", books["b"], "like", None, 2.0)]
+            )
         )
-    )
-    loader.add(
-        InteractionBatch.from_rows(
-            [("u1", books["a"], "view", None, 1.0), ("u2", books["b"], "rate", 4.0, 3.0)]
+        loader.add(
+            InteractionBatch.from_rows(
+                [("u1", books["a"], "view", None, 1.0), ("u2", books["b"], "rate", 4.0, 3.0)]
+            )
         )
-    )
-    result = loader.commit()
+    result = loader.result
     assert (result.rows, result.inserted, result.duplicates, result.new_users) == (4, 3, 1, 2)
     assert repo.counts()["interactions"] == 3
     if url.count("loader_") == 0 and not fast:  # the foreign trigger still fired for each row
@@ -110,10 +110,10 @@ def test_a_load_whose_key_filter_errs_on_every_key_stores_the_same(pg_url, monke
     expected = len({(u, b, t) for u, b, _, _, t in rows})
 
     def load(batch_rows):
-        loader = repo.interaction_loader()
-        for start in range(0, len(batch_rows), 50):
-            loader.add(InteractionBatch.from_rows(batch_rows[start : start + 50]))
-        return loader.commit()
+        with repo.interaction_loader() as loader:
+            for start in range(0, len(batch_rows), 50):
+                loader.add(InteractionBatch.from_rows(batch_rows[start : start + 50]))
+        return loader.result
 
     monkeypatch.setattr(KeyFilter, "BITS", 8)
     tiny = load(rows)
@@ -131,9 +131,8 @@ def test_timestamps_are_stored_as_to_timestamp_stores_them(pg_url):
     repo = open_repository(pg_url)
     books = repo.book_id_map()
     stamps = [0.0000005, 1.0000015, 1767225600.123456, 1767225600.9999996, 1700000000.5]
-    loader = repo.interaction_loader()
-    loader.add(InteractionBatch.from_rows([("u", books["a"], "view", None, t) for t in stamps]))
-    loader.commit()
+    with repo.interaction_loader() as loader:
+        loader.add(InteractionBatch.from_rows([("u", books["a"], "view", None, t) for t in stamps]))
     stored = repo.conn.execute(
         "SELECT occurred_at = ANY (SELECT to_timestamp(t) FROM unnest(%s::float8[]) t)"
         " FROM interactions",
@@ -148,12 +147,10 @@ def test_vector_write_back_compresses_with_lz4_and_reads_back_exactly(
     pg_url, monkeypatch, server_has_lz4
 ):
     """Where the server has lz4 the write-back uses it; elsewhere the server's default."""
-    from bookrec.storage.postgres import PostgresRepository
+    from bookrec.storage.postgres import PostgresVectors
 
     if not server_has_lz4:
-        monkeypatch.setattr(
-            PostgresRepository, "_vector_write_capabilities", lambda _: (False, True)
-        )
+        monkeypatch.setattr(PostgresVectors, "_vector_write_capabilities", lambda _: (False, True))
     repo = open_repository(pg_url)
     books = np.array(sorted(repo.book_id_map().values()))
     vectors = np.random.default_rng(3).normal(size=(2, 256)).astype(np.float32)
@@ -163,7 +160,7 @@ def test_vector_write_back_compresses_with_lz4_and_reads_back_exactly(
     ).fetchall()
     default = repo.conn.execute("SHOW default_toast_compression").fetchall()
     assert methods == ([("lz4",)] if server_has_lz4 else default)
-    ids, from_json = repo._load_json_vectors(["gnn"], "books")["gnn"]
+    ids, from_json = repo.vectors.load_json(["gnn"], "books")["gnn"]
     assert ids.tolist() == books.tolist() and np.array_equal(from_json, vectors)
     repo.close()
 
@@ -270,7 +267,7 @@ def test_every_vector_write_path_stores_what_to_jsonb_stores(vector_write_path):
     ]
     assert stored == expected
     assert stored[0][0].startswith("[0, 0, 1, -1, 0.1, 0.0000001, 0.0000000000")
-    ids, from_json = repo._load_json_vectors(["gnn"], "books")["gnn"]
+    ids, from_json = repo.vectors.load_json(["gnn"], "books")["gnn"]
     assert ids.tolist() == books.tolist() and np.array_equal(from_json, vectors)
     assert _leftover_tables(repo) == []
 
@@ -287,12 +284,12 @@ def test_a_failing_vector_write_leaves_old_vectors_and_no_table(vector_write_pat
         raise error("injected failure")
 
     if fails == "after the conversion":
-        repo._write_snapshots = explode
+        repo.vectors._write_snapshots = explode
     with pytest.raises(error, match="injected"):
         repo.replace_vectors(
             "gnn", repo.start_run("gnn", {}), {}, books, np.zeros((2, 4), np.float32),
             on_progress=explode if fails == "during the COPY" else None,
         )  # fmt: skip
-    ids, kept = repo._load_json_vectors(["gnn"], "books")["gnn"]
+    ids, kept = repo.vectors.load_json(["gnn"], "books")["gnn"]
     assert ids.tolist() == books.tolist() and np.array_equal(kept, old)
     assert _leftover_tables(repo) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bookrec.domain import BookRecord, InteractionBatch
+from bookrec.domain import EVENTS, BookEventCounts, BookRecord, InteractionBatch
 from bookrec.errors import LockBusyError, SchemaOutdatedError
 from bookrec.storage import open_repository
 
@@ -16,17 +16,17 @@ def _books(repo, n=3):
 
 
 def _interactions(repo, rows):
-    loader = repo.interaction_loader()
-    loader.add(InteractionBatch.from_rows(rows))
-    return loader.commit()
+    with repo.interaction_loader() as loader:
+        loader.add(InteractionBatch.from_rows(rows))
+    return loader.result
 
 
 def test_migrate_is_idempotent_and_versioned(db_url):
     repo = open_repository(db_url, create=True)
     assert repo.schema_version() is None
     applied = repo.migrate()
-    assert [m.version for m in applied] == [1, 2]
-    assert repo.schema_version() == repo.latest_schema_version() == 2
+    assert [m.version for m in applied] == [1, 2, 3]
+    assert repo.schema_version() == repo.latest_schema_version() == 3
     assert repo.migrate() == []
     repo.close()
 
@@ -37,7 +37,7 @@ def test_upgrade_from_v1_keeps_data(db_url):
     _books(repo, 2)
     with pytest.raises(SchemaOutdatedError):
         repo.require_schema()
-    assert [m.version for m in repo.migrate()] == [2]
+    assert [m.version for m in repo.migrate()] == [2, 3]
     repo.require_schema()
     assert len(repo.book_id_map()) == 2
     repo.close()
@@ -108,12 +108,12 @@ def test_of_duplicates_across_batches_of_a_load_the_first_wins(repo):
     take the PostgreSQL loader's direct path) and of users that existed before the load."""
     ids = _books(repo)
     _interactions(repo, [("old", ids["0"], "rate", 2.0, 10.0)])
-    loader = repo.interaction_loader()
     first = [("new", ids["0"], "rate", 5.0, 10.0), ("old", ids["1"], "rate", 4.0, 10.0)]
-    loader.add(InteractionBatch.from_rows(first))
     again = [(u, b, e, 1.0, t) for u, b, e, _, t in first] + [("old", ids["0"], "rate", 1.0, 10.0)]
-    loader.add(InteractionBatch.from_rows([*again, ("new", ids["2"], "rate", 3.0, 11.0)]))
-    result = loader.commit()
+    with repo.interaction_loader() as loader:
+        loader.add(InteractionBatch.from_rows(first))
+        loader.add(InteractionBatch.from_rows([*again, ("new", ids["2"], "rate", 3.0, 11.0)]))
+        result = loader.commit()
     assert (result.rows, result.inserted, result.duplicates, result.new_users) == (6, 3, 3, 1)
     new, old = repo.find_user("new"), repo.find_user("old")
     assert _ratings_by_key(repo) == {
@@ -124,22 +124,39 @@ def test_of_duplicates_across_batches_of_a_load_the_first_wins(repo):
 
 def test_interaction_loader_refuses_books_that_do_not_exist(repo):
     ids = _books(repo)
-    loader = repo.interaction_loader()
-    with pytest.raises(Exception, match="book"):  # JobFailedError, or a foreign key violation
+    with (
+        pytest.raises(Exception, match="book"),  # JobFailedError, or a foreign key violation
+        repo.interaction_loader() as loader,
+    ):
         loader.add(InteractionBatch.from_rows([("u1", ids["0"], "view", None, 1.0)]))
         loader.add(InteractionBatch.from_rows([("u2", 999_999, "view", None, 2.0)]))
-        loader.commit()
-    loader.rollback()
     assert repo.counts()["interactions"] == 0 and repo.counts()["users"] == 0
 
 
-def test_interaction_loader_rollback_writes_nothing(repo):
+class Abandon(Exception):
+    pass
+
+
+def test_an_interaction_load_is_one_transaction_that_a_with_block_ends(repo):
     ids = _books(repo)
-    loader = repo.interaction_loader()
-    loader.add(InteractionBatch.from_rows([("u1", ids["0"], "view", None, 1_700_000_000.0)]))
-    loader.rollback()
-    assert repo.counts()["interactions"] == 0 and repo.counts()["users"] == 0
-    assert _interactions(repo, [("u1", ids["0"], "view", None, 1.0)]).inserted == 1
+    row = ("u1", ids["0"], "view", None, 1_700_000_000.0)
+    loader = repo.interaction_loader()  # opens nothing yet: another writer may go first
+    assert _interactions(repo, [("u0", ids["1"], "view", None, 1.0)]).inserted == 1
+    with pytest.raises(RuntimeError, match="with block"):
+        loader.add(InteractionBatch.from_rows([row]))
+    with pytest.raises(Abandon), loader:  # an exception rolls the load back
+        loader.add(InteractionBatch.from_rows([row]))
+        raise Abandon
+    with repo.interaction_loader() as loader:  # so does rollback()
+        loader.add(InteractionBatch.from_rows([row]))
+        loader.rollback()
+    assert (repo.counts()["interactions"], repo.counts()["users"]) == (1, 1)
+    with repo.interaction_loader() as loader:  # leaving the block commits
+        loader.add(InteractionBatch.from_rows([row]))
+    assert loader.result.inserted == 1 and repo.counts()["interactions"] == 2
+    with pytest.raises(RuntimeError, match="with block"):
+        loader.commit()
+    assert _interactions(repo, [row]).duplicates == 1
 
 
 def test_replace_vectors_clears_rows_outside_the_run(repo):
@@ -181,7 +198,7 @@ def test_failed_vector_write_leaves_old_vectors_and_no_partial_new_ones(repo):
         )
     kept_ids, kept = repo.load_vectors("gnn")
     assert kept_ids.tolist() == books.tolist() and np.array_equal(kept, old)
-    assert repo.runs("gnn")[0].status == "running"
+    assert repo.runs("gnn")[0].status == "died"  # its caller did not record the failure
 
 
 def test_repeated_ids_are_refused(repo):
@@ -283,7 +300,7 @@ def test_snapshots_match_the_columns_and_die_with_any_other_write(repo):
     repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books[::-1], vectors[::-1])
     assert "books.gnn_vector" in _snapshot_names(repo)
     snap_ids, snap = repo.load_vectors("gnn")
-    json_ids, from_json = repo._load_json_vectors(["gnn"], "books")["gnn"]
+    json_ids, from_json = repo.vectors.load_json(["gnn"], "books")["gnn"]
     assert snap_ids.tolist() == json_ids.tolist() == books.tolist()
     assert np.array_equal(snap, from_json) and np.array_equal(snap, vectors)
     assert not snap.flags.writeable  # a view of the fetched bytes
@@ -391,3 +408,249 @@ def test_vector_families_from_snapshots_and_columns_in_one_call(repo):
     assert loaded["content"][0].tolist() == books[:2].tolist()
     assert np.array_equal(loaded["content"][1], content)
     assert len(loaded["cf"][0]) == 0
+
+
+# -- streamed interactions, chunked snapshots, what status reads (schema v3) -----------------
+
+
+def _plain_arrays(repo):
+    """The interactions as the database gives them row by row (the pre-stream reading)."""
+    d = repo.dialect
+    rows = repo.conn.execute(
+        f"SELECT user_id, book_id, event, rating, {d.epoch('occurred_at')} FROM interactions"
+        " ORDER BY id"
+    ).fetchall()
+    return rows
+
+
+def test_stream_gives_compact_chunks_in_id_order_that_load_interactions_joins(repo):
+    ids = _books(repo, 3)
+    stamps = [-1.5, 0.0, 1.25, 1_700_000_000.999, 1_767_225_600.9999996, 2.0, 3.0]
+    rows = [
+        (f"u{i % 3}", ids[str(i % 3)], ("view", "rate", "like")[i % 3],
+         4.5 if i % 3 == 1 else None, t)
+        for i, t in enumerate(stamps)
+    ]  # fmt: skip
+    _interactions(repo, rows)
+    plain = _plain_arrays(repo)
+    with repo.interactions.stream(chunk_rows=2) as stream:
+        chunks = list(stream)
+    assert [len(c) for c in chunks] == [2, 2, 2, 1] or sum(len(c) for c in chunks) == 7
+    arrays = repo.load_interactions()
+    assert arrays.user_ids.dtype == arrays.book_ids.dtype == np.int32
+    assert (arrays.events.dtype, arrays.ratings.dtype, arrays.timestamps.dtype) == (
+        np.int8, np.float32, np.int64,
+    )  # fmt: skip
+    assert arrays.user_ids.tolist() == [r[0] for r in plain]
+    assert arrays.book_ids.tolist() == [r[1] for r in plain]
+    assert [EVENTS[e] for e in arrays.events] == [r[2] for r in plain]
+    assert np.array_equal(
+        arrays.ratings,
+        np.array([np.nan if r[3] is None else r[3] for r in plain], np.float32),
+        equal_nan=True,
+    )
+    assert arrays.timestamps.tolist() == [int(np.floor(r[4])) for r in plain]
+    assert np.concatenate([c.timestamps for c in chunks]).tolist() == arrays.timestamps.tolist()
+    assert stream.rows == 7 and stream.max_interaction_id == arrays.max_interaction_id
+    epochs = [r[4] for r in plain]
+    assert (stream.totals.first_at, stream.totals.last_at) == (min(epochs), max(epochs))
+    assert stream.totals.by_event.tolist() == [3, 0, 2, 2, 0]  # view, like, rate
+    one = repo.load_interactions(repo.find_user("u1"))
+    assert one.user_ids.tolist() == [repo.find_user("u1")] * 2
+    assert one.ratings.tolist() == [4.5, 4.5]
+
+
+def test_stream_newest_uses_the_recorded_totals_and_what_came_after(repo):
+    from bookrec.algorithms.matrix import BookEventCounter
+
+    ids = _books(repo, 2)
+    _interactions(
+        repo, [("u1", ids["0"], "view", None, 100.75), ("u2", ids["1"], "like", None, 50.0)]
+    )
+    with repo.interaction_stream() as stream:
+        assert stream.newest() == 100.0  # no totals yet: from the table
+        counter = BookEventCounter()
+        for chunk in stream:
+            counter.add(chunk)
+    totals = stream.totals
+    counts = counter.counts(stream.max_interaction_id, totals.first_at, totals.last_at)
+    books = np.array(sorted(ids.values()))
+    run = repo.start_run("gnn", {})
+    repo.replace_vectors("gnn", run, {}, books, np.ones((2, 2), np.float32), event_counts=counts)
+    assert "interaction_totals" in repo.snapshot_names()
+    _interactions(repo, [("u3", ids["0"], "view", None, 75.0)])
+    with repo.interaction_stream() as stream:
+        assert stream.newest() == 100.0
+    _interactions(repo, [("u3", ids["0"], "view", None, 300.5)])
+    with repo.interaction_stream() as stream:
+        assert stream.newest() == 300.0
+
+
+def _scanned_counts(repo):
+    """counts() as it is without any recorded totals (a full scan)."""
+    repo.snapshots.delete("interaction_totals")
+    return repo.counts()
+
+
+def test_counts_from_recorded_totals_equal_a_scan(repo):
+    ids = _books(repo, 3)
+    _interactions(
+        repo,
+        [("u1", ids["0"], "view", None, 10.5), ("u1", ids["1"], "rate", 4.0, 20.0),
+         ("u2", ids["2"], "purchase", None, 5.25)],
+    )  # fmt: skip
+    from bookrec.progress import Phases
+    from bookrec.models.base import training_core
+    from bookrec.services.training import load_training_data
+    from bookrec.settings import Settings
+
+    data = load_training_data(
+        repo, Settings(), Phases(None), lambda matrix: training_core(matrix, 1, 1)
+    )
+    run = repo.start_run("gnn", {})
+    books = data.matrix.book_ids
+    repo.replace_vectors(
+        "gnn", run, {}, books, np.ones((len(books), 2), np.float32),
+        event_counts=data.interactions.event_counts,
+    )  # fmt: skip
+    assert {"interaction_totals", "book_event_counts"} <= repo.snapshot_names()
+    _interactions(repo, [("u3", ids["0"], "like", None, 1.0), ("u3", ids["1"], "rate", 2.0, 99.0)])
+    recorded = repo.counts()
+    assert "interaction_totals" in repo.snapshot_names()
+    assert recorded == _scanned_counts(repo)
+    assert recorded["interactions_by_event"] == {
+        "view": 1, "click": 0, "like": 1, "rate": 2, "purchase": 1,
+    }  # fmt: skip
+    assert (recorded["first_interaction_at"], recorded["last_interaction_at"]) == (1.0, 99.0)
+
+
+def test_totals_die_with_a_changed_or_deleted_interaction(repo):
+    ids = _books(repo, 2)
+    _interactions(
+        repo, [("u1", ids["0"], "view", None, 10.0), ("u2", ids["1"], "view", None, 20.0)]
+    )
+    counts = BookEventCounts(
+        np.array([ids["0"], ids["1"]]), np.array([0, 0], np.int8), np.full(2, np.nan, np.float32),
+        np.array([1, 1]), repo.counts()["max_interaction_id"], 10.0, 20.0,
+    )  # fmt: skip
+    books = np.array(sorted(ids.values()))
+    at = "to_timestamp({})" if repo.backend == "postgresql" else "{}"
+    for change in (
+        f"UPDATE interactions SET occurred_at = {at.format(30)}"
+        f" WHERE occurred_at = {at.format(20)}",
+        f"DELETE FROM interactions WHERE occurred_at = {at.format(10)}",
+    ):
+        repo.replace_vectors(
+            "gnn", repo.start_run("gnn", {}), {}, books, np.ones((2, 2), np.float32),
+            event_counts=counts,
+        )  # fmt: skip
+        assert "interaction_totals" in repo.snapshot_names()
+        repo.conn.execute(change)
+        repo.conn.commit()
+        assert "interaction_totals" not in repo.snapshot_names()
+        assert "book_event_counts" not in repo.snapshot_names()
+    assert repo.counts()["first_interaction_at"] == 30.0
+
+
+def test_vector_stats_from_the_write_equal_a_scan_until_another_writer(repo):
+    ids = _books(repo, 3)
+    _interactions(repo, [("u1", ids["0"], "view", None, 1.0), ("u2", ids["1"], "view", None, 1.0)])
+    users = np.array([repo.find_user("u1"), repo.find_user("u2")])
+    books = np.array(sorted(ids.values()))
+    repo.replace_vectors(
+        "cf", repo.start_run("cf", {}), {}, books[:2], np.ones((2, 4), np.float32),
+        users, np.ones((2, 4), np.float32),
+    )  # fmt: skip
+    assert {"books.cf_embedding", "users.cf_vector"} <= repo.snapshot_names()
+    recorded = [repo.vector_stats("cf", side) for side in ("books", "users")]
+    assert [(s.rows, s.with_vector, s.dimensions) for s in recorded] == [
+        (3, 2, {4: 2}), (2, 2, {4: 2}),
+    ]  # fmt: skip
+    for name in ("books.cf_embedding", "users.cf_vector"):
+        repo.snapshots.delete(name)
+    assert [repo.vector_stats("cf", side) for side in ("books", "users")] == recorded
+    repo.replace_vectors(
+        "cf", repo.start_run("cf", {}), {}, books[:2], np.ones((2, 4), np.float32),
+        users, np.ones((2, 4), np.float32),
+    )  # fmt: skip
+    # Another writer (the API, by hand) changes a user's vector: the header goes, status counts.
+    repo.conn.execute(f"UPDATE users SET cf_vector = '[1, 2]' WHERE id = {users[0]}")
+    repo.conn.commit()
+    assert "users.cf_vector" not in repo.snapshot_names()
+    stats = repo.vector_stats("cf", "users")
+    assert (stats.with_vector, stats.dimensions) == (2, {2: 1, 4: 1})
+
+
+def test_snapshots_of_many_chunks_read_back_whole(repo, monkeypatch):
+    import bookrec.storage.snapshots as snapshots
+
+    monkeypatch.setattr(snapshots, "CHUNK_BYTES", 100)  # 3 rows of 8 floats a chunk
+    repo.upsert_books([[BookRecord(str(i), f"Book {i}") for i in range(50)]])
+    books = np.array(sorted(repo.book_id_map().values()))
+    vectors = np.random.default_rng(1).normal(size=(50, 8)).astype(np.float32)
+    order = np.random.default_rng(2).permutation(50)
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books[order], vectors[order])
+    header = repo.snapshots.headers(["books.gnn_vector"])["books.gnn_vector"]
+    assert (header.n_rows, header.width, header.n_chunks) == (50, 8, 17)
+    ids, got = repo.load_vectors("gnn")
+    assert ids.tolist() == books.tolist() and np.array_equal(got, vectors)
+    assert not got.flags.writeable and not ids.flags.writeable
+    assert repo.vector_stats("gnn", "books").dimensions == {8: 50}
+    # A chunk gone (by hand): the snapshot is incomplete and not used; the columns answer.
+    repo.conn.execute("DELETE FROM snapshot_chunks WHERE name = 'books.gnn_vector' AND chunk = 5")
+    repo.conn.commit()
+    assert repo.snapshots.read(["books.gnn_vector"], np.float32) == {}
+    ids, got = repo.load_vectors("gnn")
+    assert ids.tolist() == books.tolist() and np.array_equal(got, vectors)
+
+
+def test_upgrade_from_v2_keeps_snapshots_and_their_triggers(db_url):
+    repo = open_repository(db_url, create=True)
+    for migration in repo.migrations()[:2]:
+        repo.apply_migration(migration)
+    ids = _books(repo, 2)
+    books = np.array(sorted(ids.values()))
+    vectors = np.array([[1.5, -2.0], [0.25, 8.0]], np.float32)
+    for book, vector in zip(books.tolist(), vectors, strict=True):
+        text = "[" + ", ".join(str(float(v)) for v in vector) + "]"
+        repo.conn.execute(f"UPDATE books SET gnn_vector = '{text}' WHERE id = {book}")
+    p = repo.dialect.param
+    repo.conn.execute(
+        "INSERT INTO snapshots (name, n_rows, width, ids, data, max_interaction_id)"
+        f" VALUES ('books.gnn_vector', 2, 2, {p}, {p}, NULL)",
+        (books.astype("<i8").tobytes(), (vectors * 2).astype("<f4").tobytes()),
+    )  # v2's one-value snapshot (here doubled, to tell it from the columns)
+    repo.conn.commit()
+    assert [m.version for m in repo.migrate()] == [3]
+    ids_read, from_snapshot = repo.load_vectors("gnn")
+    assert ids_read.tolist() == books.tolist() and np.array_equal(from_snapshot, vectors * 2)
+    repo.conn.execute(f"UPDATE books SET gnn_vector = NULL WHERE id = {books[0]}")
+    repo.conn.commit()
+    assert repo.snapshot_names() == set()
+    assert repo.conn.execute("SELECT count(*) FROM snapshot_chunks").fetchone()[0] == 0
+    ids_read, from_columns = repo.load_vectors("gnn")
+    assert ids_read.tolist() == books[1:].tolist() and np.array_equal(from_columns, vectors[1:])
+    repo.close()
+
+
+def test_prefetched_items_come_in_order_errors_reach_the_caller_and_stopping_closes():
+    from bookrec.storage.interactions import prefetched
+
+    closed = []
+
+    def source(n, fail_at=None):
+        try:
+            for i in range(n):
+                if i == fail_at:
+                    raise ValueError(f"item {i}")
+                yield i
+        finally:
+            closed.append(n)
+
+    assert list(prefetched(source(5))) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="item 2"):
+        list(prefetched(source(5, fail_at=2)))
+    early = prefetched(source(1000))
+    assert [next(early), next(early)] == [0, 1]
+    early.close()
+    assert closed == [5, 5, 1000]

@@ -26,8 +26,9 @@ VECTOR_FAMILIES: dict[str, tuple[str, str | None]] = {
 class InteractionArrays:
     """All interactions as parallel arrays, as the repository hands them to algorithms.
 
-    user_ids / book_ids are database ids (int64); events are codes of EVENTS (int8);
-    ratings are float32 with NaN where the event has none; timestamps are int64 epoch seconds.
+    user_ids / book_ids are database ids (int32 where every id fits, else int64); events are
+    codes of EVENTS (int8); ratings are float32 with NaN where the event has none; timestamps
+    are int64 epoch seconds (floored). Rows are in the order of their interaction ids.
     """
 
     user_ids: np.ndarray
@@ -88,6 +89,8 @@ class BookEventCounts:
     ratings: np.ndarray
     counts: np.ndarray
     max_interaction_id: int = 0
+    first_at: float | None = None  # when known: the interactions counted occurred from
+    last_at: float | None = None  # first_at to last_at (epoch seconds, as stored)
 
 
 @dataclass

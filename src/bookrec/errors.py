@@ -53,13 +53,14 @@ class DatabaseUnavailableError(BookrecError):
 
 
 class LockBusyError(BookrecError):
-    """Another process holds the lock of a job (a training run of the same model, a migration)."""
+    """Another bookrec process holds the lock `lock` ("train cf", "migrate") of the database
+    `where` (a DatabaseUrl.where)."""
 
     exit_code = EXIT_FAILED
 
-    def __init__(self, job: str, where: str) -> None:
-        super().__init__(f"another bookrec {job} is running on {where}")
-        self.job = job
+    def __init__(self, lock: str, where: str) -> None:
+        super().__init__(f"another bookrec {lock} is running on {where}")
+        self.lock = lock
         self.where = where
 
 

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -236,3 +238,179 @@ def test_k_core_ignores_explicit_zeros():
     core = k_core(m, 1, 1)
     assert core.user_ids.tolist() == [1, 2]
     assert core.book_ids.tolist() == [100]
+
+
+# -- the streaming builder -------------------------------------------------------------------
+
+
+def reference_build_matrix(interactions, scheme=None, now=None, *, user_ids=None, book_ids=None):
+    """build_matrix as it was before MatrixBuilder (all interactions in one sparse sum): the
+    oracle of the streamed and the new one-shot matrices."""
+    from bookrec.algorithms.matrix import _drop_empty, _index, _superseded_ratings, _weights
+
+    scheme = scheme or WeightScheme()
+    timestamps, weights = _weights(interactions, scheme, now)
+    users, rows = _index(np.asarray(interactions.user_ids, dtype=np.int64), user_ids)
+    books, cols = _index(np.asarray(interactions.book_ids, dtype=np.int64), book_ids)
+    known = (rows >= 0) & (cols >= 0)
+    pair = rows.astype(np.int64) * len(books) + cols
+    weights[_superseded_ratings(interactions.events, timestamps, pair, known)] = 0.0
+    keep = known & (weights > 0)
+    coo = sp.coo_matrix((weights[keep], (rows[keep], cols[keep])), shape=(len(users), len(books)))
+    matrix = coo.tocsr()
+    matrix.sum_duplicates()
+    np.minimum(matrix.data, scheme.cap, out=matrix.data)
+    result = InteractionMatrix(matrix.astype(np.float32), users, books)
+    return _drop_empty(result, rows=user_ids is None, columns=book_ids is None)
+
+
+def random_interactions(seed: int, n: int, users: int = 30, books: int = 20) -> InteractionArrays:
+    """Few users and books, so that pairs repeat; ratings (some fractional, some missing) on
+    a few distinct seconds, so that a pair's ratings tie; two years of timestamps."""
+    rng = np.random.default_rng(seed)
+    events = rng.choice(5, size=n, p=[0.3, 0.2, 0.1, 0.3, 0.1]).astype(np.int8)
+    ratings = rng.choice([1, 2, 3, 4, 5, 4.5, np.nan], size=n).astype(np.float32)
+    ratings[events != EVENT_CODES["rate"]] = np.nan
+    times = rng.choice([0, DAY, 400 * DAY, 730 * DAY], size=n) + 1_700_000_000
+    return InteractionArrays(
+        user_ids=1 + rng.integers(0, users, n).astype(np.int32),
+        book_ids=1 + rng.integers(0, books, n).astype(np.int32),
+        events=events,
+        ratings=ratings,
+        timestamps=times.astype(np.int64),
+    )
+
+
+def split(data: InteractionArrays, bounds: list[int]) -> list[InteractionArrays]:
+    edges = [0, *bounds, len(data)]
+    columns = (data.user_ids, data.book_ids, data.events, data.ratings, data.timestamps)
+    return [
+        InteractionArrays(*(np.asarray(column)[a:b] for column in columns))
+        for a, b in itertools.pairwise(edges)
+    ]
+
+
+def assert_same_matrix(got: InteractionMatrix, expected: InteractionMatrix) -> None:
+    assert got.user_ids.tolist() == expected.user_ids.tolist()
+    assert got.book_ids.tolist() == expected.book_ids.tolist()
+    assert got.matrix.dtype == expected.matrix.dtype == np.float32
+    assert got.matrix.has_canonical_format
+    for part in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(got.matrix, part), getattr(expected.matrix, part)), part
+
+
+SCHEMES = [WeightScheme(), WeightScheme(half_life_days=30.0), WeightScheme(cap=3.0, like=2.5)]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=["default", "decay", "cap 3"])
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+def test_matrix_of_chunks_is_the_one_shot_matrix_exactly(scheme, chunk):
+    from bookrec.algorithms.matrix import matrix_of_chunks
+
+    for seed in range(4):
+        data = random_interactions(seed, 600)
+        now = float(data.timestamps.max())
+        expected = reference_build_matrix(data, scheme)
+        chunks = split(data, list(range(chunk, len(data), chunk)))
+        assert_same_matrix(matrix_of_chunks(chunks, scheme, now), expected)
+        assert_same_matrix(build_matrix(data, scheme), expected)
+
+
+def test_a_later_chunk_supersedes_a_rating_even_in_the_same_second():
+    from bookrec.algorithms.matrix import matrix_of_chunks
+
+    data = arrays(
+        [
+            (1, 100, "rate", 5, 10),
+            (1, 100, "view", NO, 3),
+            (1, 200, "rate", 4, 20),  # chunk boundary inside both pairs
+            (1, 100, "rate", 1, 10),  # same second, later row: the 1★ counts (0)
+            (1, 200, "rate", 2, 5),  # an older rating, later row: the 4★ still counts
+            (2, 100, "rate", 3, 1),
+        ]
+    )
+    expected = {(1, 100): 1, (1, 200): 4, (2, 100): 2}
+    for bounds in ([], [1], [2], [3], [1, 2, 3, 4, 5]):
+        chunks = split(data, bounds)
+        assert dense(matrix_of_chunks(chunks)) == expected
+    assert dense(reference_build_matrix(data)) == expected
+
+
+def test_the_one_shot_matrix_keeps_its_options_exactly():
+    for seed in range(3):
+        data = random_interactions(seed, 400)
+        for kwargs in (
+            {"user_ids": np.array([3, 1, 2, 99])},
+            {"book_ids": np.arange(5, 30)},
+            {"user_ids": np.arange(1, 10), "book_ids": np.arange(1, 10)},
+        ):
+            for scheme in SCHEMES:
+                now = 1_700_000_000 + 800.0 * DAY
+                assert_same_matrix(
+                    build_matrix(data, scheme, now, **kwargs),
+                    reference_build_matrix(data, scheme, now, **kwargs),
+                )
+    far = arrays([(2**40, 5, "view", NO, 0), (3, 2**41, "rate", 4, 0), (3, 2**41, "rate", 5, 1)])
+    assert_same_matrix(build_matrix(far), reference_build_matrix(far))
+
+
+def test_the_builder_refuses_what_it_cannot_stream():
+    from bookrec.algorithms.matrix import MatrixBuilder
+
+    with pytest.raises(ValueError, match="now"):
+        MatrixBuilder(WeightScheme(half_life_days=1))
+    builder = MatrixBuilder()
+    with pytest.raises(ValueError, match=">= 0"):
+        builder.add(np.array([-1]), np.array([1]), np.array([0]), np.array([NO]), np.array([0]))
+
+
+def test_book_event_counter_of_chunks_counts_as_count_book_events():
+    from bookrec.algorithms.matrix import BookEventCounter
+    from bookrec.algorithms.scoring import count_book_events
+
+    data = random_interactions(7, 3000, books=40)
+    expected = count_book_events(data)
+    for bounds in ([], [1], list(range(50, 3000, 50))):
+        counter = BookEventCounter()
+        counter.MERGE_ROWS = 100  # merge often
+        for chunk in split(data, bounds):
+            counter.add(chunk)
+        got = counter.counts(max_interaction_id=9, first_at=1.5, last_at=2.5)
+        for field in ("book_ids", "events", "ratings", "counts"):
+            assert np.array_equal(getattr(got, field), getattr(expected, field), equal_nan=True), (
+                field
+            )
+        assert (got.max_interaction_id, got.first_at, got.last_at) == (9, 1.5, 2.5)
+
+
+def test_book_event_counter_of_far_ids_odd_ratings_and_nothing():
+    from bookrec.algorithms.matrix import BookEventCounter
+    from bookrec.algorithms.scoring import count_book_events
+
+    data = arrays(
+        [
+            (1, 2**40, "view", NO, 0),  # far ids: counted by a sort, not in place
+            (1, 2**40, "view", 4, 1),  # a rating on a view: its own key
+            (2, 2**40, "rate", NO, 2),  # a rate without one
+            (2, 5, "rate", 4.5, 3),
+            (3, 5, "rate", 4.5, 4),
+            (3, 2**40, "view", NO, 5),
+        ]
+    )
+    counter = BookEventCounter()
+    for chunk in split(data, [1, 3]):
+        counter.add(chunk)
+
+    def table(counts):
+        return [
+            (b, e, None if np.isnan(r) else r, n)
+            for b, e, r, n in zip(counts.book_ids.tolist(), counts.events.tolist(),
+                                  counts.ratings.tolist(), counts.counts.tolist(), strict=True)
+        ]  # fmt: skip
+
+    assert table(counter.counts()) == table(count_book_events(data))
+    assert table(counter.counts()) == [
+        (5, 3, 4.5, 2), (2**40, 0, None, 2), (2**40, 0, 4.0, 1), (2**40, 3, None, 1),
+    ]  # fmt: skip
+    empty = BookEventCounter().counts(7)
+    assert len(empty.book_ids) == 0 and empty.max_interaction_id == 7

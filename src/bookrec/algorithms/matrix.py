@@ -1,13 +1,23 @@
-"""The user × book confidence matrix: event weighting, time decay, k-core filtering."""
+"""The user × book confidence matrix: event weighting, time decay, k-core filtering; built at
+once (build_matrix) or from chunks as they stream in (MatrixBuilder), with the per-book event
+counts of the same chunks (BookEventCounter)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bookrec.domain import EVENT_CODES, EVENTS, RATING_MAX, RATING_MIN, InteractionArrays
+from bookrec.domain import (
+    EVENT_CODES,
+    EVENTS,
+    RATING_MAX,
+    RATING_MIN,
+    BookEventCounts,
+    InteractionArrays,
+)
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -139,24 +149,231 @@ def build_matrix(
     columns instead (e.g. to align a test split with a training matrix): interactions of other
     ids are ignored and empty rows / columns are kept.
     """
-    import scipy.sparse as sp  # here, not at the top: recommend starts faster without scipy
-
-    scheme = scheme or WeightScheme()
-    timestamps, weights = _weights(interactions, scheme, now)
-
+    timestamps = np.asarray(interactions.timestamps, dtype=np.int64)
+    if now is None:
+        now = float(timestamps.max()) if len(timestamps) else 0.0
     users, rows = _index(np.asarray(interactions.user_ids, dtype=np.int64), user_ids)
     books, cols = _index(np.asarray(interactions.book_ids, dtype=np.int64), book_ids)
     known = (rows >= 0) & (cols >= 0)
-    pair = rows.astype(np.int64) * len(books) + cols
-    weights[_superseded_ratings(interactions.events, timestamps, pair, known)] = 0.0
-    keep = known & (weights > 0)
-
-    coo = sp.coo_matrix((weights[keep], (rows[keep], cols[keep])), shape=(len(users), len(books)))
-    matrix = coo.tocsr()
-    matrix.sum_duplicates()
-    np.minimum(matrix.data, scheme.cap, out=matrix.data)
-    result = InteractionMatrix(matrix.astype(np.float32), users, books)
+    builder = MatrixBuilder(scheme, now, shape=(len(users), len(books)))
+    if known.all():
+        builder.add(rows, cols, interactions.events, interactions.ratings, timestamps)
+    else:
+        builder.add(
+            rows[known], cols[known], np.asarray(interactions.events)[known],
+            np.asarray(interactions.ratings)[known], timestamps[known],
+        )  # fmt: skip
+    result = InteractionMatrix(builder.matrix(), users, books)
     return _drop_empty(result, rows=user_ids is None, columns=book_ids is None)
+
+
+class MatrixBuilder:
+    """build_matrix's confidence matrix of interactions that arrive in chunks, aggregated as
+    they come: the other events' weights summed per (user, book) into a sparse matrix, the
+    `rate` events kept (8% of them, 24 bytes each) until matrix() keeps each pair's latest.
+    Rows and columns are positions: non-negative integers (database ids, which are dense; the
+    matrix grows to the largest). Chunks must come in input order (for ratings of one pair
+    and one second, the later row wins), and a decaying scheme needs `now` up front.
+
+    Same data, same matrix as one build_matrix: the weights are the same numbers, summed in
+    float64 and capped after all chunks, then float32. (With decay, sums of many weights can
+    round in the last float64 bit depending on the order of addition, which is no more fixed
+    in scipy's own sum of duplicates; the float32 result is the same in every case tested.)"""
+
+    def __init__(
+        self,
+        scheme: WeightScheme | None = None,
+        now: float | None = None,
+        *,
+        shape: tuple[int, int] = (0, 0),
+    ) -> None:
+
+        self.scheme = scheme or WeightScheme()
+        if self.scheme.half_life_days is not None and now is None:
+            raise ValueError("a decaying WeightScheme needs `now`")
+        self.now = now
+        self.shape = shape
+        self._sums: list[sp.csr_matrix] = []  # per chunk, merged as a binary counter merges
+        self._rates: list[tuple[np.ndarray, ...]] = []  # (rows, cols, times, weights) per chunk
+
+    def add(
+        self,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        events: np.ndarray,
+        ratings: np.ndarray,
+        timestamps: np.ndarray,
+    ) -> None:
+        """One chunk of interactions, by position (rows: users, cols: books)."""
+        import scipy.sparse as sp
+
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        if len(rows) == 0:
+            return
+        if min(int(rows.min()), int(cols.min())) < 0:
+            raise ValueError("MatrixBuilder positions must be >= 0")
+        self._grow(int(rows.max()) + 1, int(cols.max()) + 1)
+        timestamps = np.asarray(timestamps, dtype=np.int64)
+        weights = event_weights(events, ratings, timestamps, self.scheme, self.now)
+        is_rate = np.asarray(events) == _RATE
+        other = ~is_rate & (weights > 0)
+        chunk = sp.coo_matrix(
+            (weights[other].astype(np.float64), (rows[other], cols[other])), shape=self.shape
+        ).tocsr()  # sums the chunk's duplicates
+        self._sums.append(chunk)
+        # Merged when the newest is as large as the one before: each pair is added up about
+        # log2(chunks) times, not once per chunk after it.
+        while len(self._sums) > 1 and 2 * self._sums[-1].nnz >= self._sums[-2].nnz:
+            last = self._sums.pop()
+            self._sums[-1] = self._sized(self._sums[-1]) + self._sized(last)
+        self._rates.append(
+            (rows[is_rate], cols[is_rate], timestamps[is_rate], weights[is_rate].astype(np.float64))
+        )
+
+    def matrix(self) -> sp.csr_matrix:
+        """The capped float32 matrix of everything added, of the grown shape (empty rows and
+        columns included)."""
+        import scipy.sparse as sp
+
+        rows, cols, times, weights = (
+            np.concatenate([part[i] for part in self._rates]) if self._rates else np.empty(0)
+            for i in range(4)
+        )
+        pair = rows.astype(np.int64) * self.shape[1] + cols
+        latest = np.ones(len(rows), dtype=bool)
+        latest[_superseded_ratings(np.full(len(rows), _RATE), times, pair, latest)] = False
+        keep = latest & (weights > 0)
+        rated = sp.coo_matrix(
+            (weights[keep], (rows[keep].astype(np.int64), cols[keep].astype(np.int64))),
+            shape=self.shape,
+        ).tocsr()
+        matrix = rated
+        for part in self._sums:
+            matrix = matrix + self._sized(part)
+        np.minimum(matrix.data, self.scheme.cap, out=matrix.data)
+        return matrix.astype(np.float32)
+
+    def _grow(self, n_rows: int, n_cols: int) -> None:
+        self.shape = (max(self.shape[0], n_rows), max(self.shape[1], n_cols))
+
+    def _sized(self, part: sp.csr_matrix) -> sp.csr_matrix:
+        if part.shape != self.shape:
+            part.resize(self.shape)  # in place: a larger shape only adds empty rows
+        return part
+
+
+def matrix_of_chunks(
+    chunks: Iterable[InteractionArrays],
+    scheme: WeightScheme | None = None,
+    now: float | None = None,
+) -> InteractionMatrix:
+    """build_matrix of the interactions of all the chunks (in input order), aggregated chunk
+    by chunk; their user and book ids are used as positions (database ids: dense, >= 0)."""
+    builder = MatrixBuilder(scheme, now)
+    for chunk in chunks:
+        builder.add(chunk.user_ids, chunk.book_ids, chunk.events, chunk.ratings, chunk.timestamps)
+    n_users, n_books = builder.shape
+    result = InteractionMatrix(
+        builder.matrix(), np.arange(n_users, dtype=np.int64), np.arange(n_books, dtype=np.int64)
+    )
+    return _drop_empty(result, rows=True, columns=True)
+
+
+class BookEventCounter:
+    """scoring.count_book_events of interactions that arrive in chunks: how many of each
+    (book, event, rating), the chunks' counts merged as they come. Rows without a rating (most
+    of them) are counted by an integer key of (book, event), the rest by a sort."""
+
+    MERGE_ROWS = 1 << 22  # counted rows held before they are merged
+
+    def __init__(self) -> None:
+        self._unrated: list[tuple[np.ndarray, np.ndarray]] = []  # (book * 8 + event, count)
+        self._rated: list[tuple[np.ndarray, ...]] = []  # _count_keys of the rows with a rating
+        self._held = 0
+
+    def add(self, chunk: InteractionArrays) -> None:
+        books = np.asarray(chunk.book_ids, dtype=np.int64)
+        events = np.asarray(chunk.events, dtype=np.int8)
+        ratings = np.asarray(chunk.ratings, dtype=np.float32)
+        rated = ~np.isnan(ratings)
+        self._unrated.append(_key_counts(books[~rated] * 8 + events[~rated]))
+        rows = np.flatnonzero(rated)
+        self._rated.append(
+            _count_keys(books[rows], events[rows], ratings[rows], np.ones(len(rows), np.int64))
+        )
+        self._held += len(self._unrated[-1][0]) + len(self._rated[-1][0])
+        if self._held > self.MERGE_ROWS:
+            self._merge()
+
+    def counts(
+        self,
+        max_interaction_id: int = 0,
+        first_at: float | None = None,
+        last_at: float | None = None,
+    ) -> BookEventCounts:
+        """The counts, sorted by (book, event, rating; no rating first)."""
+        self._merge()
+        (keys, counts), (books, events, ratings, rated_counts) = self._unrated[0], self._rated[0]
+        merged = _count_keys(
+            np.concatenate([keys >> 3, books]),
+            np.concatenate([(keys & 7).astype(np.int8), events]),
+            np.concatenate([np.full(len(keys), np.nan, np.float32), ratings]),
+            np.concatenate([counts, rated_counts]),
+        )
+        return BookEventCounts(*merged, max_interaction_id, first_at, last_at)
+
+    def _merge(self) -> None:
+        unrated = self._unrated or [(np.empty(0, np.int64), np.empty(0, np.int64))]
+        keys, counts = (np.concatenate(part) for part in zip(*unrated, strict=True))
+        self._unrated = [_key_counts(keys, counts)]
+        rated = self._rated or [_count_keys(*_no_counted_rows())]
+        self._rated = [_count_keys(*(np.concatenate(p) for p in zip(*rated, strict=True)))]
+        self._held = len(self._unrated[0][0]) + len(self._rated[0][0])
+
+
+def _no_counted_rows() -> tuple[np.ndarray, ...]:
+    """(book ids, events, ratings, counts) of no rows."""
+    return (np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float32),
+            np.empty(0, np.int64))  # fmt: skip
+
+
+def _key_counts(keys: np.ndarray, counts: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """(the distinct keys ascending, how many of each): each key counts 1, or its `counts`.
+    Non-negative keys within a few times their number are counted in place, others sorted."""
+    if len(keys) == 0:
+        return keys.astype(np.int64), np.empty(0, np.int64)
+    if keys.min() >= 0 and keys.max() < 4 * len(keys) + (1 << 16):
+        weights = None if counts is None else counts.astype(np.float64)  # exact below 2**53
+        by_key = np.bincount(keys, weights=weights)
+        present = np.flatnonzero(by_key)
+        return present.astype(np.int64), by_key[present].astype(np.int64)
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    if counts is None:
+        return distinct, np.bincount(inverse, minlength=len(distinct)).astype(np.int64)
+    summed = np.bincount(inverse, weights=counts.astype(np.float64), minlength=len(distinct))
+    return distinct, summed.astype(np.int64)
+
+
+def _count_keys(
+    books: np.ndarray, events: np.ndarray, ratings: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """(book ids int64, events int8, ratings float32 (NaN: none), counts int64) with the
+    counts of equal (book, event, rating) summed, sorted by them."""
+    books = np.asarray(books, dtype=np.int64)
+    events = np.asarray(events, dtype=np.int8)
+    keyed = np.nan_to_num(np.asarray(ratings, dtype=np.float32), nan=-1.0)
+    order = np.lexsort((keyed, events, books))
+    books, events, keyed = books[order], events[order], keyed[order]
+    starts = np.flatnonzero(
+        np.concatenate(
+            [[len(order) > 0],
+             (books[1:] != books[:-1]) | (events[1:] != events[:-1]) | (keyed[1:] != keyed[:-1])]
+        )
+    )  # fmt: skip
+    summed = np.add.reduceat(counts[order], starts) if len(order) else counts[:0]
+    ratings = keyed[starts]
+    ratings[ratings < 0] = np.nan
+    return books[starts], events[starts], ratings, summed.astype(np.int64)
 
 
 def weight_row(
@@ -269,7 +486,27 @@ def _drop_empty(m: InteractionMatrix, *, rows: bool, columns: bool) -> Interacti
 
 
 def _subset(m: InteractionMatrix, users: np.ndarray, books: np.ndarray) -> InteractionMatrix:
-    matrix = m.matrix[np.flatnonzero(users)][:, np.flatnonzero(books)].tocsr()
+    """The rows of `users` and columns of `books` (boolean masks), zeros dropped."""
+    import scipy.sparse as sp
+
+    matrix = m.matrix
+    if not users.all():
+        matrix = matrix[np.flatnonzero(users)]
+    if not books.all():
+        # Columns by a lookup, in one pass over the entries (rows keep their order).
+        keep = books[matrix.indices]
+        kept_before = np.zeros(len(keep) + 1, dtype=matrix.indptr.dtype)
+        np.cumsum(keep, dtype=matrix.indptr.dtype, out=kept_before[1:])
+        rank = np.cumsum(books, dtype=matrix.indices.dtype) - 1
+        matrix = sp.csr_matrix(
+            (
+                matrix.data[keep],
+                rank[matrix.indices[keep]],
+                kept_before[matrix.indptr],
+            ),
+            shape=(matrix.shape[0], int(books.sum())),
+        )
+    matrix = matrix.tocsr(copy=matrix is m.matrix)
     matrix.eliminate_zeros()
     matrix.sort_indices()
     return InteractionMatrix(matrix, m.user_ids[users], m.book_ids[books])

@@ -82,8 +82,7 @@ def ingest_interactions(
     now = time.time()
     errors = ErrorLog(path, keep_all=skip_invalid, max_errors=max_errors)
     size = path.stat().st_size if path.is_file() else 0
-    loader = repo.interaction_loader()
-    try:
+    with repo.interaction_loader() as loader:  # an exception rolls the load back
         book_ids = repo.book_id_map()  # in the loader's transaction, which its checks rely on
         with phases.phase("load", total=size) as update, _no_cyclic_gc():
             batches = read_interactions(path, book_ids, errors, now, on_progress=update)
@@ -97,9 +96,6 @@ def ingest_interactions(
             errors.raise_if_any("interaction row")
         with phases.phase("commit"):
             result = loader.commit()
-    except BaseException:
-        loader.rollback()
-        raise
     _finish_errors(errors, skip_invalid, rejects, "interaction row")
     return InteractionIngestResult(
         file=str(path),

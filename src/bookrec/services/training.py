@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +16,24 @@ from bookrec.storage.base import Repository
 
 
 @dataclass(frozen=True)
-class TrainingData:
-    """Every interaction read, and the k-core confidence matrix a model trains on."""
+class StreamedInteractions:
+    """What training keeps of the interactions it streamed into its matrix: how many, up to
+    which id, and their counts per (book, event, rating)."""
 
-    interactions: InteractionArrays
+    rows: int
+    max_interaction_id: int
+    event_counts: BookEventCounts
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What was read (all of it, or what streamed through), and the k-core confidence matrix
+    a model trains on."""
+
+    interactions: InteractionArrays | StreamedInteractions
     matrix: InteractionMatrix
 
     @property
@@ -38,16 +52,34 @@ def load_training_data(
     core: Callable[[InteractionMatrix], InteractionMatrix],
 ) -> TrainingData:
     """All interactions as the confidence matrix, filtered by the model's `core` (its k-core;
-    NotEnoughDataError if too few are left)."""
-    from bookrec.algorithms.matrix import build_matrix
+    NotEnoughDataError if too few are left).
 
-    with phases.phase("load"):
-        interactions = repo.load_interactions()
-    if len(interactions) == 0:
+    The interactions stream from the database in chunks into the matrix and the event counts
+    (never all of them in memory at once)."""
+    from bookrec.algorithms.matrix import BookEventCounter, matrix_of_chunks
+
+    scheme = settings.weights.scheme()
+    counter = BookEventCounter()
+    with phases.phase("load"), repo.interaction_stream() as stream:
+        now = stream.newest() if scheme.half_life_days is not None else None
+        matrix = matrix_of_chunks(_counted(stream, counter), scheme, now)
+    if stream.rows == 0:
         raise NoInteractionsError()
+    totals = stream.totals
+    interactions = StreamedInteractions(
+        stream.rows,
+        stream.max_interaction_id,
+        counter.counts(stream.max_interaction_id, totals.first_at, totals.last_at),
+    )
     with phases.phase("filter"):
-        matrix = core(build_matrix(interactions, settings.weights.scheme()))
+        matrix = core(matrix)
     return TrainingData(interactions, matrix)
+
+
+def _counted(chunks: Iterable[InteractionArrays], counter: Any) -> Iterator[InteractionArrays]:
+    for chunk in chunks:
+        counter.add(chunk)
+        yield chunk
 
 
 @contextmanager
@@ -82,13 +114,18 @@ def run_result(data: TrainingData, phases: Phases, metrics: dict[str, Any]) -> d
 
 @contextmanager
 def counting_book_events(
-    interactions: InteractionArrays,
+    interactions: InteractionArrays | StreamedInteractions,
 ) -> Iterator[Callable[[], BookEventCounts]]:
     """count_book_events on a thread of its own; yields the function that waits for them.
 
     A write-back needs the counts only at its end and until then mostly waits for the
-    database, so counting meanwhile shortens it."""
+    database, so counting meanwhile shortens it. Streamed interactions were counted as they
+    streamed."""
     from concurrent.futures import ThreadPoolExecutor
+
+    if isinstance(interactions, StreamedInteractions):
+        yield lambda: interactions.event_counts
+        return
 
     from bookrec.algorithms.scoring import count_book_events
 

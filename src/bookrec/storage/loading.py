@@ -1,6 +1,6 @@
-"""What the interaction loaders of both backends share: the user ids of a batch (created where
-new), the batch's rows in unique-key order with duplicates dropped, and a filter of the keys a
-load has written for its new users."""
+"""What the interaction loaders of both backends share: the transaction as a context manager,
+the user ids of a batch (created where new), the batch's rows in unique-key order with
+duplicates dropped, and a filter of the keys a load has written for its new users."""
 
 from __future__ import annotations
 
@@ -22,25 +22,74 @@ class InteractionLoadResult:
 
 
 class InteractionLoader(ABC):
-    """One transaction: each add() writes a batch (new users, new interactions, duplicates
-    skipped, the first of identical events in the file kept); commit() makes them all
-    visible, rollback() none of them.
+    """One transaction, as a context manager: each add() writes a batch (new users, new
+    interactions, duplicates skipped, the first of identical events in the file kept);
+    leaving the block commits them all (or commit() does it earlier, giving the result), an
+    exception rolls back every one of them.
 
-    add() may run on another thread than the one that created the loader (one at a time)."""
+        with repo.interaction_loader() as loader:
+            loader.add(batch)
+        result = loader.result
+
+    add() may run on another thread than the one that entered the block (one at a time)."""
 
     def __init__(self) -> None:
         self.result = InteractionLoadResult()
         self._user_ids: dict[str, int] = {}
         self._created: set[int] = set()  # ids of the users this load created
+        self._open = False
+
+    def __enter__(self) -> InteractionLoader:
+        self._begin()
+        self._open = True
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if not self._open:
+            return
+        if kind is None:
+            self.commit()
+        else:
+            self.rollback()
+
+    def commit(self) -> InteractionLoadResult:
+        """Commit the load (at most once; leaving the block does it otherwise)."""
+        if not self._open:
+            raise RuntimeError("the interaction load is not open: use it in a with block")
+        self._open = False
+        try:
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        self.result.duplicates = self.result.rows - self.result.inserted
+        return self.result
+
+    def rollback(self) -> None:
+        """Abandon the load: nothing of it is written."""
+        if self._open:
+            self._open = False
+            self._rollback()
+
+    def add(self, batch: InteractionBatch) -> None:
+        if not self._open:
+            raise RuntimeError("the interaction load is not open: use it in a with block")
+        self._add(batch)
 
     @abstractmethod
-    def add(self, batch: InteractionBatch) -> None: ...
+    def _begin(self) -> None:
+        """Open the load's transaction."""
 
     @abstractmethod
-    def commit(self) -> InteractionLoadResult: ...
+    def _add(self, batch: InteractionBatch) -> None: ...
 
     @abstractmethod
-    def rollback(self) -> None: ...
+    def _commit(self) -> None: ...
+
+    @abstractmethod
+    def _rollback(self) -> None:
+        """Roll the transaction back (and restore the connection's settings); never raises
+        for a connection that is already broken."""
 
     @abstractmethod
     def _find_users(self, external_ids: Sequence[str]) -> dict[str, int]:

@@ -1,169 +1,175 @@
-"""Binary snapshots of what recommend and similar read (schema v2, see its migration).
+"""Binary snapshots of what recommend, similar and status read (schema v3, see its migration).
 
-A snapshot copies one books vector column (float32 rows) or the per-(book, event, rating)
-interaction counts (float64 rows: event code, rating, count) into one row of `snapshots`,
-written in the transaction that wrote what it copies. Database triggers delete it when anything
-else changes that; readers without one fall back to the columns.
+A snapshot copies a books vector column (float32 rows) or the per-(book, event, rating)
+interaction counts (float64 rows: event code, rating, count): a header row in `snapshots`
+(rows, width, chunks) and the data in `snapshot_chunks`, each chunk at most CHUNK_BYTES, so no
+catalogue is too large for a database value. A users vector column is recorded by its header
+alone (rows and width, for status). Each is written in the transaction that wrote what it
+copies; database triggers delete it when anything else changes that, and readers without one
+fall back to the columns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from bookrec.domain import BookEventCounts
-from bookrec.storage.columns import event_code_sql, vector_column
-
-if TYPE_CHECKING:
-    # (side: "books" or "users", row ids, vectors), as base.VectorSide
-    VectorSide = tuple[str, np.ndarray, np.ndarray]
+from bookrec.storage.columns import vector_column
+from bookrec.storage.dialect import Dialect
 
 EVENT_COUNTS_SNAPSHOT = "book_event_counts"
+INTERACTION_TOTALS = "interaction_totals"  # rows: event code -> count; first/last in header
+CHUNK_BYTES = 32 << 20  # the data of one chunk; far below SQLite's (1e9) and PostgreSQL's (1 GB)
 
 
-def snapshot_name(family: str) -> str:
-    """The snapshot that copies the books column of a vector family."""
-    return f"books.{vector_column(family, 'books')}"
+def snapshot_name(family: str, side: str = "books") -> str:
+    """The snapshot that copies (books) or records (users) a vector column."""
+    return f"{side}.{vector_column(family, side)}"
 
 
-def _event_counts(rows: Sequence[tuple], max_interaction_id: int | None) -> BookEventCounts:
-    """BookEventCounts from rows of (book id, event code, rating or None, count)."""
-    table = np.array(rows, dtype=np.float64).reshape(-1, 4)  # None ratings become NaN
-    return BookEventCounts(
-        table[:, 0].astype(np.int64),
-        table[:, 1].astype(np.int8),
-        table[:, 2].astype(np.float32),
-        table[:, 3].astype(np.int64),
-        max_interaction_id or 0,
-    )
+@dataclass(frozen=True)
+class SnapshotHeader:
+    name: str
+    n_rows: int
+    width: int
+    n_chunks: int  # 0: a header only (a users column)
+    max_interaction_id: int | None  # event counts: of the interactions up to this id ...
+    first_at: float | None  # ... which occurred from first_at to last_at (epoch seconds)
+    last_at: float | None
 
 
-class SnapshotStore:
-    """The snapshot half of the Repository, a mixin: it uses the repository's `conn`, `param`,
-    `_epoch` and `_load_json_vectors`."""
+# (ids int64 ascending, n_rows × width array, header); the arrays are read-only
+Snapshot = tuple[np.ndarray, np.ndarray, SnapshotHeader]
 
-    conn: Any
-    param: str
 
-    def book_event_counts(self, since: float | None = None) -> BookEventCounts:
-        """Interaction counts per (book, event, rating): of all interactions (the snapshot the
-        last training stored plus what arrived after it), or of those at or after `since`
-        (epoch seconds)."""
-        if since is not None:
-            condition, value = f"{self._epoch('occurred_at')} >= {self.param}", since
-            return _event_counts(self._count_events(condition, value), 0)
-        snapshot = self._read_snapshot(EVENT_COUNTS_SNAPSHOT, np.float64)
-        if snapshot is None:
-            return _event_counts(self._count_events("1 = 1", None), 0)
-        ids, table, counted_to = snapshot
-        newer = _event_counts(self._count_events(f"id > {self.param}", counted_to), counted_to)
-        return BookEventCounts(
-            np.concatenate([ids, newer.book_ids]),
-            np.concatenate([table[:, 0].astype(np.int8), newer.events]),
-            np.concatenate([table[:, 1].astype(np.float32), newer.ratings]),
-            np.concatenate([table[:, 2].astype(np.int64), newer.counts]),
-            counted_to or 0,
+class Snapshots:
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    def headers(self, names: Sequence[str] | None = None) -> dict[str, SnapshotHeader]:
+        """The headers of the snapshots that exist (of those names, if given)."""
+        sql = (
+            "SELECT name, n_rows, width, n_chunks, max_interaction_id, first_at, last_at"
+            " FROM snapshots"
         )
+        params: tuple = ()
+        if names is not None:
+            if not names:
+                return {}
+            sql += f" WHERE name IN ({self.dialect.marks(len(names))})"
+            params = tuple(names)
+        rows = self.dialect.execute(sql, params).fetchall()
+        return {r[0]: SnapshotHeader(*r) for r in rows}
 
-    def _count_events(self, condition: str, value: Any) -> list[tuple]:
-        return self.conn.execute(
-            f"SELECT +book_id, {event_code_sql()}, rating, count(*) FROM interactions"
-            # `+book_id`: SQLite would otherwise walk the whole book_id index to save a sort,
-            # instead of reading just the rows after an id.
-            f" WHERE {condition} GROUP BY +book_id, event, rating",
-            () if value is None else (value,),
-        ).fetchall()
-
-    def _read_snapshot(
-        self, name: str, dtype: type
-    ) -> tuple[np.ndarray, np.ndarray, int | None] | None:
-        """(ids, n_rows × width array, max_interaction_id) of a snapshot, or None."""
-        return self._read_snapshots([name], dtype).get(name)
-
-    def _read_snapshots(
-        self, names: Sequence[str], dtype: type
-    ) -> dict[str, tuple[np.ndarray, np.ndarray, int | None]]:
-        """_read_snapshot of several, in one query (on PostgreSQL ~10 ms less than one each),
-        for those that exist. The arrays are read-only views of the fetched bytes (on a
-        little-endian machine: no copy)."""
+    def read(self, names: Sequence[str], dtype: type) -> dict[str, Snapshot]:
+        """The snapshots of those names that exist, each read whole from one state of the
+        database. A snapshot of one chunk is a view of the fetched bytes (on a little-endian
+        machine: no copy); a longer one is copied chunk by chunk into one array."""
         if not names:
             return {}
-        rows = self._fetch_blob_rows(
-            "SELECT name, n_rows, width, ids, data, max_interaction_id FROM snapshots"
-            f" WHERE name IN ({', '.join([self.param] * len(names))})",
-            tuple(names),
-        )
-        little = np.dtype(dtype).newbyteorder("<")
-        return {
-            name: (
-                np.frombuffer(ids, dtype="<i8").astype(np.int64, copy=False),
-                np.frombuffer(data, dtype=little).astype(dtype, copy=False).reshape(n_rows, width),
-                counted_to,
+        with self.dialect.read_snapshot():
+            headers = {
+                name: header
+                for name, header in self.headers(names).items()
+                if header.n_chunks > 0 or header.n_rows == 0
+            }
+            if not headers:
+                return {}
+            rows = self.dialect.stream_blob_rows(
+                "SELECT name, chunk, ids, data FROM snapshot_chunks"
+                f" WHERE name IN ({self.dialect.marks(len(headers))}) ORDER BY name, chunk",
+                tuple(headers),
             )
-            for name, n_rows, width, ids, data, counted_to in rows
-        }
+            assemblies = {name: _Assembly(h, np.dtype(dtype)) for name, h in headers.items()}
+            for name, chunk, ids, data in rows:
+                assemblies[name].add(chunk, ids, data)
+        found = {name: assembly.result() for name, assembly in assemblies.items()}
+        return {name: (*arrays, headers[name]) for name, arrays in found.items() if arrays}
 
-    def snapshot_names(self) -> set[str]:
-        """The snapshots that exist: `snapshot_name(family)`s and EVENT_COUNTS_SNAPSHOT."""
-        return {r[0] for r in self.conn.execute("SELECT name FROM snapshots").fetchall()}
-
-    def _fetch_blob_rows(self, sql: str, params: tuple) -> list[tuple]:
-        """The rows of a query that returns binary columns."""
-        return self.conn.execute(sql, params).fetchall()
-
-    def _write_snapshot(
-        self, name: str, ids: np.ndarray, table: np.ndarray, max_interaction_id: int | None
-    ) -> None:
-        """Replace a snapshot; call inside the transaction that wrote what it copies."""
-        order = np.argsort(ids, kind="stable")
-        table = np.asarray(table)
-        little = table.dtype.newbyteorder("<")
-        self.conn.execute(f"DELETE FROM snapshots WHERE name = {self.param}", (name,))
-        self.conn.execute(
-            "INSERT INTO snapshots (name, n_rows, width, ids, data, max_interaction_id)"
-            f" VALUES ({', '.join([self.param] * 6)})",
-            (
-                name,
-                len(ids),
-                table.shape[1] if table.ndim == 2 else 0,
-                np.asarray(ids, dtype="<i8")[order].tobytes(),
-                table[order].astype(little).tobytes(),
-                max_interaction_id,
-            ),
-        )
-
-    def _write_snapshots(
+    def write(
         self,
-        family: str,
-        sides: list[VectorSide],
-        event_counts: BookEventCounts | None,
-        others_cleared: bool,
+        name: str,
+        ids: np.ndarray,
+        table: np.ndarray,
+        *,
+        max_interaction_id: int | None = None,
+        first_at: float | None = None,
+        last_at: float | None = None,
     ) -> None:
-        """After a vector write, in its transaction: the family's books snapshot (read back
-        when only some books were written: not others_cleared, and other books have vectors)
-        and the event counts the trainer passed."""
-        written = {side: (ids, vectors) for side, ids, vectors in sides}
-        if "books" in written and (
-            others_cleared or len(written["books"][0]) == self._count_vectors(family)
-        ):
-            ids, vectors = written["books"]
-        else:
-            ids, vectors = self._load_json_vectors([family], "books")[family]
-        self._write_snapshot(snapshot_name(family), ids, vectors.astype(np.float32), None)
-        if event_counts is not None:
-            table = np.column_stack(
-                [event_counts.events, event_counts.ratings, event_counts.counts]
-            ).astype(np.float64)
-            self._write_snapshot(
-                EVENT_COUNTS_SNAPSHOT,
-                event_counts.book_ids,
-                table,
-                event_counts.max_interaction_id,
+        """Replace a snapshot by rows of `table` (sorted by their ids here); call inside the
+        transaction that wrote what it copies."""
+        d = self.dialect
+        table = np.asarray(table)
+        width = table.shape[1] if table.ndim == 2 else 0
+        rows_per_chunk = max(1, CHUNK_BYTES // max(1, width * table.dtype.itemsize))
+        order = np.argsort(ids, kind="stable")
+        n_chunks = -(-len(ids) // rows_per_chunk)
+        self.delete(name)
+        self._insert_header(name, len(ids), width, n_chunks, max_interaction_id, first_at, last_at)
+        little = table.dtype.newbyteorder("<")
+        for chunk, start in enumerate(range(0, len(ids), rows_per_chunk)):
+            rows = order[start : start + rows_per_chunk]
+            d.execute(
+                f"INSERT INTO snapshot_chunks (name, chunk, ids, data) VALUES ({d.marks(4)})",
+                (
+                    name,
+                    chunk,
+                    np.asarray(ids, dtype="<i8")[rows].tobytes(),
+                    table[rows].astype(little).tobytes(),
+                ),
             )
 
-    def _count_vectors(self, family: str) -> int:
-        column = vector_column(family, "books")
-        sql = f"SELECT count(*) FROM books WHERE {column} IS NOT NULL"
-        return self.conn.execute(sql).fetchone()[0]
+    def write_header(self, name: str, n_rows: int, width: int) -> None:
+        """Record a column by its header alone (rows, width), inside the transaction that
+        wrote it."""
+        self.delete(name)
+        self._insert_header(name, n_rows, width, 0, None, None, None)
+
+    def delete(self, name: str) -> None:
+        p = self.dialect.param
+        self.dialect.execute(f"DELETE FROM snapshot_chunks WHERE name = {p}", (name,))
+        self.dialect.execute(f"DELETE FROM snapshots WHERE name = {p}", (name,))
+
+    def _insert_header(self, name: str, *values: int | float | None) -> None:
+        self.dialect.execute(
+            "INSERT INTO snapshots (name, n_rows, width, n_chunks, max_interaction_id,"
+            f" first_at, last_at) VALUES ({self.dialect.marks(7)})",
+            (name, *values),
+        )
+
+
+class _Assembly:
+    """One snapshot's arrays, filled chunk by chunk as its rows arrive."""
+
+    def __init__(self, header: SnapshotHeader, dtype: np.dtype) -> None:
+        self.header, self.dtype = header, dtype
+        self.chunks = self.rows = 0
+        self.ids = np.empty(0, np.int64)
+        self.table = np.empty((0, header.width), dtype)
+        if header.n_chunks > 1:
+            self.ids = np.empty(header.n_rows, np.int64)
+            self.table = np.empty((header.n_rows, header.width), dtype)
+
+    def add(self, chunk: int, ids: bytes, data: bytes) -> None:
+        if chunk != self.chunks:
+            return  # a chunk is missing (deleted by hand): result() says incomplete
+        chunk_ids = np.frombuffer(ids, dtype="<i8")
+        little = self.dtype.newbyteorder("<")
+        chunk_table = np.frombuffer(data, dtype=little).reshape(len(chunk_ids), self.header.width)
+        if self.header.n_chunks == 1:  # views of the fetched bytes
+            self.ids, self.table = chunk_ids, chunk_table
+        else:
+            self.ids[self.rows : self.rows + len(chunk_ids)] = chunk_ids
+            self.table[self.rows : self.rows + len(chunk_ids)] = chunk_table
+        self.chunks += 1
+        self.rows += len(chunk_ids)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if (self.chunks, self.rows) != (self.header.n_chunks, self.header.n_rows):
+            return None
+        ids = self.ids.astype(np.int64, copy=False)
+        table = self.table.astype(self.dtype, copy=False).reshape(self.rows, self.header.width)
+        ids.flags.writeable = table.flags.writeable = False
+        return ids, table
