@@ -3,6 +3,8 @@ README.md and .ci/run."""
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -20,12 +22,14 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests_extras(session: nox.Session) -> None:
     """The optional engines for real: MiniLM content embeddings and the node2vec package."""
-    # The CPU build of torch; a plain `torch` requirement would pull a multi-GB CUDA build.
+    # The CPU build of torch, as README's install section says: from PyTorch's CPU index, or
+    # (CI here) the torch-2.13.0+cpu wheel of pip's find-links; a plain `torch` from PyPI is a
+    # multi-GB CUDA build. BOOKREC_TEST_TORCH_INDEX names the index (unset: pip's configuration).
     session.install("--upgrade", "pip")
-    session.install("torch==2.13.0")
-    session.install("-e", ".[test,transformers]")
-    session.install("--no-deps", "node2vec>=0.5")
-    session.install("networkx", "joblib", "tqdm")
+    index = os.environ.get("BOOKREC_TEST_TORCH_INDEX")
+    session.install("torch==2.13.0", *(["--index-url", index] if index else []))
+    # The extras exactly as README installs them.
+    session.install("-e", ".[test,transformers,node2vec]")
     session.run("pytest", "-k", "minilm or node2vec", *session.posargs)
 
 

@@ -18,9 +18,10 @@ POSTGRES_SERVER = os.environ.get(
 BOOKREC = [sys.executable, "-m", "bookrec", "--quiet"]
 
 
-def fresh_database(backend: str, name: str) -> str:
-    """URL of a new, empty database of the backend (schema created). BOOKREC_BENCH_PREFIX, if
-    set, is put before the name, so that benchmarks run side by side do not share a database."""
+def fresh_database(backend: str, name: str, *, init: bool = True) -> str:
+    """URL of a new, empty database of the backend (schema created unless not `init`).
+    BOOKREC_BENCH_PREFIX, if set, is put before the name, so that benchmarks run side by side
+    do not share a database."""
     name = os.environ.get("BOOKREC_BENCH_PREFIX", "") + name
     if backend == "sqlite":
         path = OUT / f"{name}.db"
@@ -34,7 +35,8 @@ def fresh_database(backend: str, name: str) -> str:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.execute(f'CREATE DATABASE "{name}"')
         url = POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + name
-    run_bookrec(url, "db", "init")
+    if init:
+        run_bookrec(url, "db", "init")
     return url
 
 

@@ -25,8 +25,82 @@ def test_status_before_schema_reports_and_check_fails(db_url):
     cli = Cli(db_url)
     result = cli("status")
     assert result.exit_code == 0
+    assert "no bookrec schema (bookrec db init creates it)" in result.stdout
+    assert "schema v-" not in result.stdout and "ready no: 1 warning" in result.stdout
     assert "no bookrec schema: run bookrec db init" in result.stdout
+    assert json.loads(cli.ok("status", "--json").stdout)["ready"] is False
     assert cli("status", "--check").exit_code == 3
+
+
+def _views(cli: Cli, env: dict[str, str] | None = None) -> tuple[bool, bool, int]:
+    """Whether text status, status --json and the exit code of status --check say ready."""
+    text = cli("status", env=env)
+    report = json.loads(cli("status", "--json", env=env).stdout)
+    check = cli("status", "--check", env=env).exit_code
+    assert ("ready yes" in text.stdout) != ("ready no:" in text.stdout), text.stdout
+    return "ready yes" in text.stdout, report["ready"], check
+
+
+def test_text_json_and_check_agree_on_readiness(cli, books_csv, tmp_path):
+    assert _views(cli) == (False, False, 3)  # an empty database
+    _load_small(cli, books_csv, tmp_path)
+    assert _views(cli) == (False, False, 3)  # no cf or gnn vectors yet
+    cli.ok("train", "cf", "--factors", "4", "--min-interactions", "1", "--iterations", "2")
+    cli.ok("train", "gnn", "--dim", "8", "--workers", "1")
+    assert _views(cli) == (True, True, 0)
+    report = json.loads(cli.ok("status", "--json").stdout)
+    assert report["warnings"] == [] and all(report["strategies"].values())
+    repo = open_repository(cli.url)  # a run that failed (a crash, a database error)
+    repo.finish_run(repo.start_run("cf", {}), "failed", error="JobFailedError: boom")
+    repo.close()
+    assert _views(cli) == (False, False, 3)
+    warnings = json.loads(cli("status", "--json").stdout)["warnings"]
+    assert any(w.startswith("the last cf run") for w in warnings)
+
+
+def test_usage_error_records_no_run_and_status_stays_ready(cli, books_csv, tmp_path):
+    _load_small(cli, books_csv, tmp_path)
+    cli.ok("train", "cf", "--factors", "4", "--min-interactions", "1", "--iterations", "2")
+    cli.ok("train", "gnn", "--dim", "8", "--workers", "1")
+    for args in (("--engine", "magic"), ("--dim", "0")):
+        assert cli("train", "gnn", *args).exit_code == 2
+    repo = open_repository(cli.url)
+    assert [r.status for r in repo.runs("gnn")] == ["succeeded"]
+    repo.close()
+    assert _views(cli) == (True, True, 0)
+
+
+def test_staleness_is_measured_against_the_wall_clock(cli, books_csv, tmp_path):
+    _load_small(cli, books_csv, tmp_path)
+    cli.ok("train", "cf", "--factors", "4", "--min-interactions", "1", "--iterations", "2")
+    cli.ok("train", "gnn", "--dim", "8", "--workers", "1")
+    hour_ago = {"BOOKREC_STATUS_MAX_DATA_AGE_HOURS": "1"}
+    assert _views(cli, hour_ago) == (True, True, 0)
+    # The interactions arrived two hours ago, and nothing since: the pipeline looks dead.
+    repo = open_repository(cli.url)
+    arrived = repo.counts()["last_arrival_at"]
+    earlier = "interval '2 hours'" if repo.backend == "postgresql" else str(2 * 3600)
+    repo.conn.execute(f"UPDATE interactions SET created_at = created_at - {earlier}")
+    repo.conn.commit()
+    repo.close()
+    assert _views(cli) == (True, True, 0)  # max_data_age_hours is unset by default
+    assert _views(cli, hour_ago) == (False, False, 3)
+    report = json.loads(cli("status", "--json", env=hour_ago).stdout)
+    assert report["counts"]["last_arrival_at"] < arrived - 7000
+    assert report["warnings"] == [
+        "no interaction has arrived for 2 h (limit 1 h): is the ingest pipeline running?"
+    ]
+    # New interactions the vectors do not include yet: stale once they have waited too long.
+    (tmp_path / "more.csv").write_text(EVENTS.replace("u1,1,view", "u3,5,like"))
+    cli.ok("ingest", "interactions", str(tmp_path / "more.csv"))
+    assert _views(cli) == (True, True, 0)
+    report = json.loads(cli.ok("status", "--json").stdout)
+    assert report["vectors"]["gnn"]["interactions_since_run"] == 1
+    assert report["vectors"]["gnn"]["oldest_since_run_at"] >= arrived
+    tiny = {"BOOKREC_STATUS_MAX_VECTOR_AGE_HOURS": "0.00001"}
+    assert _views(cli, tiny) == (False, False, 3)
+    warnings = json.loads(cli("status", "--json", env=tiny).stdout)["warnings"]
+    assert sorted(w.split(" vectors miss 1 interactions")[0] for w in warnings) == ["cf", "gnn"]
 
 
 def test_status_json_counts_coverage_and_readiness(cli, books_csv, tmp_path):

@@ -51,7 +51,8 @@ def test_demo_text_output_names_the_licence(tmp_path):
     result = Cli(f"sqlite:///{tmp_path / 'demo.db'}")("demo", "--users", "40", env=FAST)
     assert result.exit_code == 0, result.stderr
     assert "goodbooks-10k by Zygmunt Zając, CC BY-SA 4.0" in result.stdout
-    assert "ready popular, cf, gnn, content, hybrid" in result.stdout
+    assert "answers popular, cf, gnn, content, hybrid" in result.stdout
+    assert "ready yes" in result.stdout
     assert "hybrid recommendations for u00001" in result.stdout
 
 
@@ -102,7 +103,8 @@ def test_fresh_install_runs_the_demo_offline(tmp_path):
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert "ready popular, cf, gnn, content, hybrid" in run.stdout
+    assert "answers popular, cf, gnn, content, hybrid" in run.stdout
+    assert "ready yes" in run.stdout
     database = home / ".local" / "share" / "bookrec" / "bookrec.db"
     assert database.is_file()
     status = subprocess.run(

@@ -24,7 +24,9 @@ GNN = ("--dim", "16", "--walk-length", "20", "--walks-per-node", "10", "--epochs
 MODEL_OPTIONS = ("--factors", "8", "--regularization", "1", *GNN)
 
 # JSON keys whose values are wall-clock times or rates.
-TIME_KEYS = re.compile(r"(^|_)(seconds|per_second|started_at|finished_at|applied_at)$")
+TIME_KEYS = re.compile(
+    r"(^|_)(seconds|per_second|started_at|finished_at|applied_at|arrival_at|since_run_at)$"
+)
 TEXT_TIMES = [
     (re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"), "<date>"),
     (re.compile(r"\b\d+(\.\d+)?s\b"), "<t>s"),

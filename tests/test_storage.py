@@ -499,8 +499,8 @@ def test_counts_from_recorded_totals_equal_a_scan(repo):
         [("u1", ids["0"], "view", None, 10.5), ("u1", ids["1"], "rate", 4.0, 20.0),
          ("u2", ids["2"], "purchase", None, 5.25)],
     )  # fmt: skip
-    from bookrec.progress import Phases
     from bookrec.models.base import training_core
+    from bookrec.progress import Phases
     from bookrec.services.training import load_training_data
     from bookrec.settings import Settings
 

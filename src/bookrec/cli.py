@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import os
 import sys
@@ -10,33 +12,116 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from bookrec import __version__
-from bookrec.commands.common import AppState
+from bookrec import __version__, interrupts
+from bookrec.commands.common import AppState, state
 from bookrec.errors import EXIT_FAILED, BookrecError, scrub
 
 
 class BookrecGroup(TyperGroup):
-    """Turns every failure into one line on stderr and a documented exit code."""
+    """Turns every failure into one line on stderr and a documented exit code; gives every
+    command the global options too (`bookrec train cf --quiet`, as cron lines are written)."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for command in self.commands.values():
+            _add_global_options(command)
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with interrupts.command():
+                return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
         except BookrecError as exc:
             from bookrec.commands.hints import hint_for
 
-            _report(ctx, exc.message, hint_for(exc), exc.details)
+            _report(ctx, exc, exc.message, hint_for(exc), exc.details, exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            _report(ctx, "interrupted; nothing was changed by the unfinished step", None, [])
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM / SIGHUP (bookrec.interrupts)
+            from bookrec.interrupts import exit_code, signal_name
+
+            what = "interrupted" if exit_code(exc) == 130 else f"stopped by {signal_name(exc)}"
+            message = f"{what}; nothing was changed by the unfinished step"
+            _report(ctx, exc, message, None, [], exit_code(exc))
+            raise typer.Exit(exit_code(exc)) from None
         except Exception as exc:
             if _is_click_exception(exc):
                 raise
-            message = _unexpected_message(exc)
-            _report(ctx, message, "run with --debug for the traceback", [])
+            hint = None if state(ctx).debug else "run with --debug for the traceback"
+            _report(ctx, exc, _unexpected_message(exc), hint, [], EXIT_FAILED)
             raise typer.Exit(EXIT_FAILED) from None
+
+
+def _set_database_url(ctx: typer.Context, value: str | None) -> None:
+    if value:
+        state(ctx).database_url = value
+
+
+def _set_debug(ctx: typer.Context, value: bool) -> None:
+    if value:
+        state(ctx).debug = True
+
+
+def _set_quiet(ctx: typer.Context, value: bool) -> None:
+    if value:
+        state(ctx).quiet = True
+
+
+def _note_json(ctx: Any, param: Any, value: bool) -> bool:
+    """--json: an error is also reported as JSON on stdout."""
+    if value:
+        state(ctx).json_output = True
+    return value
+
+
+DATABASE_URL_HELP = "Database to use (overrides BOOKREC_DATABASE_URL); default: embedded SQLite."
+DEBUG_HELP = "Show tracebacks of failures."
+QUIET_HELP = "No progress bars."
+
+
+def _command_options(
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        callback=_set_database_url,
+        help=DATABASE_URL_HELP,
+        show_default=False,
+    ),
+    debug: bool = typer.Option(False, "--debug", callback=_set_debug, help=DEBUG_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", callback=_set_quiet, help=QUIET_HELP),
+) -> None:
+    """The global options as every command takes them; their callbacks set AppState."""
+
+
+@functools.cache
+def _global_options() -> list[Any]:
+    """The click options of _command_options, built once: they hold no state of a run, so
+    every command can share them (building them per command cost 5 ms of each start)."""
+    holder = typer.Typer(add_completion=False)
+    holder.command()(_command_options)
+    return typer.main.get_command(holder).params
+
+
+def _add_global_options(command: Any) -> None:
+    """Append the global options to a command (every command of a group), and drop their
+    values before its function is called: the option callbacks have already applied them."""
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            _add_global_options(sub)
+        return
+    options = _global_options()
+    names = {option.name for option in options}
+    command.params.extend(options)
+    for param in command.params:
+        if param.name == "json_output":
+            param.callback = _note_json
+    inner = command.callback
+
+    @functools.wraps(inner)
+    def callback(**values: Any) -> Any:
+        return inner(**{k: v for k, v in values.items() if k not in names})
+
+    command.callback = callback
 
 
 def _is_click_exception(exc: Exception) -> bool:
@@ -55,17 +140,31 @@ def _unexpected_message(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _report(ctx: Any, message: str, hint: str | None, details: list[str]) -> None:
+def _report(
+    ctx: Any,
+    exc: BaseException,
+    message: str,
+    hint: str | None,
+    details: list[str],
+    code: int,
+) -> None:
+    """The error as one line on stderr (after its details, and the traceback with --debug);
+    with --json also as a JSON object on stdout, where the caller reads."""
     from bookrec import console
 
-    state = ctx.find_object(AppState)
-    if state is not None and state.debug:
-        import traceback
+    app_state = state(ctx)
+    # After a SIGHUP the terminal may be gone: the exit code still tells what happened.
+    with contextlib.suppress(OSError):
+        if app_state.debug:
+            import traceback
 
-        sys.stderr.write(scrub(traceback.format_exc()))
-    for line in details:
-        console.stderr.print(f"  {scrub(line)}", highlight=False, markup=False)
-    console.error(message + (f" ({hint})" if hint else ""))
+            sys.stderr.write(scrub(traceback.format_exc()))
+        for line in details:
+            console.stderr.print(f"  {scrub(line)}", highlight=False, markup=False)
+        console.error(message + (f" ({hint})" if hint else ""))
+        if app_state.json_output:
+            error = {"type": type(exc).__name__, "message": message, "hint": hint}
+            console.print_json({"error": {**error, "details": details, "exit_code": code}})
 
 
 app = typer.Typer(
@@ -92,16 +191,17 @@ def root(
     database_url: str | None = typer.Option(
         None,
         "--database-url",
-        help="Database to use (overrides BOOKREC_DATABASE_URL); default: embedded SQLite.",
+        help=DATABASE_URL_HELP,
         show_default=False,
     ),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of failures."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
-    """Commands are grouped by job; every reporting command takes --json."""
+    """Commands are grouped by job; every reporting command takes --json. The global options
+    work after the command too."""
     ctx.obj = AppState(debug=debug, quiet=quiet, database_url=database_url)
     _prepare_process(ctx.invoked_subcommand)
 
@@ -150,6 +250,7 @@ def main() -> None:
     # pydantic looks for plugins in every installed package's entry points at its first model
     # (~25 ms of each command); bookrec uses none. An explicit setting still wins.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    interrupts.install()
     try:
         app(prog_name="bookrec")
     finally:

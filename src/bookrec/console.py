@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -32,6 +35,12 @@ def error(text: str) -> None:
     stderr.print(f"[bold red]error:[/] {escape(scrub(text))}", highlight=False)
 
 
+def warning(text: str) -> None:
+    from rich.markup import escape
+
+    stderr.print(f"[yellow]warning:[/] {escape(scrub(text))}", highlight=False)
+
+
 def info(text: str) -> None:
     stderr.print(scrub(text), highlight=False, style="dim")
 
@@ -45,8 +54,10 @@ class RichDisplay:
             MofNCompleteColumn,
             Progress,
             SpinnerColumn,
+            TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
 
         self.progress = Progress(
@@ -54,7 +65,10 @@ class RichDisplay:
             TextColumn("{task.description:<10}"),
             BarColumn(),
             MofNCompleteColumn(),
+            TaskProgressColumn(),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             console=stderr,
             transient=False,
         )
@@ -79,3 +93,27 @@ def make_display(quiet: bool = False) -> RichDisplay | None:
     if quiet or not stderr.is_terminal:
         return None
     return RichDisplay()
+
+
+class _InfoHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        info(self.format(record))
+
+
+@contextmanager
+def showing_log(quiet: bool = False) -> Iterator[None]:
+    """The `bookrec` logger's messages (e.g. "waiting for the other bookrec train cf …") on
+    stderr while a command runs, unless quiet."""
+    if quiet:
+        yield
+        return
+    logger = logging.getLogger("bookrec")
+    handler = _InfoHandler(logging.INFO)
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)

@@ -187,6 +187,8 @@ class Recommendations:
     interactions: int
     excluded_seen: int
     recommendations: tuple[Recommendation, ...]
+    k: int = 10  # how many were asked for: fewer come back when fewer books can be ranked
+    rankable: int = 0  # how many books the strategy could rank for this user
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +197,8 @@ class Recommendations:
             "strategies_used": list(self.strategies_used),
             "interactions": self.interactions,
             "excluded_seen": self.excluded_seen,
+            "k": self.k,
+            "rankable": self.rankable,
             "recommendations": [r.to_dict() for r in self.recommendations],
         }
 
@@ -207,12 +211,16 @@ class SimilarBooks:
     title: str
     space: str
     similar: tuple[Recommendation, ...]
+    k: int = 10  # how many were asked for
+    rankable: int = 0  # how many other books have a vector in the space
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "book": self.book,
             "title": self.title,
             "space": self.space,
+            "k": self.k,
+            "rankable": self.rankable,
             "similar": [r.to_dict() for r in self.similar],
         }
 
@@ -249,6 +257,8 @@ class FamilyStatus:
     last_attempt: RunSummary | None
     interactions_since_run: int | None
     snapshot: bool
+    # When the oldest of the interactions_since_run arrived (epoch seconds); None if none.
+    oldest_since_run_at: float | None = None
 
     @property
     def has_any(self) -> bool:
@@ -264,6 +274,7 @@ class FamilyStatus:
             "run": asdict(self.run) if self.run else None,
             "last_attempt": asdict(self.last_attempt) if self.last_attempt else None,
             "interactions_since_run": self.interactions_since_run,
+            "oldest_since_run_at": self.oldest_since_run_at,
             "snapshot": self.snapshot,
         }
 
@@ -281,16 +292,21 @@ class DatabaseStatus:
 class StatusReport:
     """`status`: what is in the database, what is ready, what is stale.
 
-    Without a current schema only `database`, `warnings`, `ready` (and `strategies` when there
-    is no schema at all) are filled in."""
+    Every warning is a reason the database is not ready: `ready` is true exactly when there is
+    none, for the text output, `--json` and `--check` alike. Without a current schema only
+    `database`, `warnings`, `ready` (and `strategies` when there is no schema at all) are
+    filled in."""
 
     database: DatabaseStatus
     warnings: tuple[str, ...]
-    ready: bool
     counts: dict[str, Any] | None = None
     vectors: dict[str, FamilyStatus] | None = None
     event_counts_snapshot: bool | None = None
     strategies: dict[str, bool] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return not self.warnings
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"database": asdict(self.database), "warnings": list(self.warnings)}

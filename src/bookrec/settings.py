@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "BOOKREC_"
 ENV_FILE = ".env"
+# Variables of bookrec's own test suite and benchmarks, not settings: never warned about.
+DEVELOPMENT_VARIABLES = ("BOOKREC_TEST_", "BOOKREC_BENCH_", "BOOKREC_UPDATE_GOLDEN")
 
 
 class DatabaseSettings(BaseModel):
@@ -129,7 +131,12 @@ class SparkSettings(BaseModel):
 
 class StatusSettings(BaseModel):
     max_vector_age_hours: float = Field(
-        168.0, gt=0, description="warn when vectors are older than the newest interaction by this"
+        168.0,
+        gt=0,
+        description="warn when an interaction has waited this long for the vectors to include it",
+    )
+    max_data_age_hours: float | None = Field(
+        None, gt=0, description="warn when no interaction has arrived for this long; unset = off"
     )
 
 
@@ -205,3 +212,66 @@ def setting_sources(cli_overrides: dict[str, set[str]] | None = None) -> dict[st
             else:
                 sources[f"{section}.{field}"] = "default"
     return sources
+
+
+def known_variables() -> set[str]:
+    """Every BOOKREC_* variable that is a setting (or a whole section, as JSON)."""
+    names = set()
+    for section, info in Settings.model_fields.items():
+        names.add(f"{ENV_PREFIX}{section}".upper())
+        for field in info.annotation.model_fields:  # type: ignore[union-attr]
+            names.add(env_var_name(section, field))
+    return names
+
+
+def dotenv_lines() -> dict[str, tuple[int, str]]:
+    """NAME -> (line number, value) of each BOOKREC_* variable in the .env file."""
+    if not Path(ENV_FILE).is_file():
+        return {}
+    from dotenv.parser import parse_stream
+
+    with open(ENV_FILE, encoding="utf-8") as stream:
+        return {
+            binding.key.upper(): (binding.original.line, binding.value or "")
+            for binding in parse_stream(stream)
+            if binding.key and binding.key.upper().startswith(ENV_PREFIX)
+        }
+
+
+def unknown_variables() -> list[str]:
+    """One line per BOOKREC_* variable of the environment or .env that no setting reads,
+    with the closest setting's name when one is close: `BOOKREC_CF_FATORS` is a typo."""
+    from difflib import get_close_matches
+
+    known = known_variables()
+    found = {name.upper(): f"environment variable {name}" for name in os.environ}
+    for name, (line, _) in dotenv_lines().items():
+        found.setdefault(name, f"{ENV_FILE} line {line}: {name}")
+    lines = []
+    for name, where in sorted(found.items()):
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        if name.startswith(DEVELOPMENT_VARIABLES):
+            continue
+        close = get_close_matches(name, known, n=1, cutoff=0.8)
+        lines.append(
+            f"{where} is not a bookrec setting"
+            + (f"; did you mean {close[0]}?" if close else " (bookrec config lists them)")
+        )
+    return lines
+
+
+def variable_source(section: str, field: str) -> str | None:
+    """Where an environment-or-.env value of a setting came from, for an error message:
+    "BOOKREC_CF_FACTORS='abc'" or ".env line 3: BOOKREC_CF_FACTORS=abc" (no value shown for
+    the database section: a URL may hold a password)."""
+    name = env_var_name(section, field)
+    secret = section == "database"
+    value = next((v for k, v in os.environ.items() if k.upper() == name), None)
+    if value is not None:
+        return name if secret else f"{name}={value!r}"
+    in_file = dotenv_lines().get(name)
+    if in_file is not None:
+        line, value = in_file
+        return f"{ENV_FILE} line {line}: {name}" + ("" if secret else f"={value}")
+    return None

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -115,3 +116,49 @@ def test_down_sampling_defaults_to_1e4_but_spares_the_average_node_of_small_grap
     explicit = train_skipgram(walks, 50, dim=8, window=3, seed=3, workers=1, sample=1 / 50)
     thinned = train_skipgram(walks, 50, dim=8, window=3, seed=3, workers=1, sample=1e-4)
     assert np.array_equal(default, explicit) and not np.array_equal(default, thinned)
+
+
+def test_an_interrupt_stops_gensims_workers_before_it_goes_on(tmp_path, monkeypatch):
+    """Ctrl-C in the middle of an epoch: the workers are stopped and joined, so none is left
+    inside BLAS when the process exits (exit() clears OpenBLAS's kernel table: exit 139)."""
+    import _thread
+    import tempfile
+    import threading
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    walks = np.random.default_rng(0).integers(0, 2_000, size=(30_000, 40))  # 3-15 s an epoch
+    before = set(threading.enumerate())
+
+    def interrupt_once_training() -> None:
+        while len(set(threading.enumerate()) - before) < 3:  # this thread and 2 workers
+            time.sleep(0.05)
+        time.sleep(0.3)
+        _thread.interrupt_main()
+
+    interrupter = threading.Thread(target=interrupt_once_training)
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        train_skipgram(walks, 2_000, dim=64, window=5, workers=2)
+    stopped = time.perf_counter()
+    interrupter.join()
+    assert set(threading.enumerate()) <= before  # no gensim worker outlives the call
+    assert list(tmp_path.iterdir()) == []  # the walks corpus is gone
+    assert time.perf_counter() - stopped < 1
+
+
+def test_corpora_of_dead_processes_are_removed(tmp_path, monkeypatch):
+    import tempfile
+
+    from bookrec.algorithms.skipgram import CORPUS_PREFIX
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    abandoned = tmp_path / f"{CORPUS_PREFIX}{dead.stdout.strip()}-x1"
+    alive = tmp_path / f"{CORPUS_PREFIX}{os.getppid()}-x2"
+    for folder in (abandoned, alive):
+        folder.mkdir()
+        (folder / "walks.txt").write_text("0 1\n")
+    walks = np.array([[0, 1, 0, 1]] * 10)
+    train_skipgram(walks, 2, dim=4, workers=1)
+    assert not abandoned.exists() and (alive / "walks.txt").exists()

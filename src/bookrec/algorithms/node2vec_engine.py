@@ -6,7 +6,11 @@ Python over networkx: far slower and larger than walks.py, kept as a reference e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -19,6 +23,14 @@ class Node2VecPackageMissing(MissingExtraError):
 
     def __init__(self) -> None:
         super().__init__("node2vec", "the node2vec engine")
+
+
+def require_package() -> None:
+    """Node2VecPackageMissing unless the package and networkx can be imported."""
+    from importlib.util import find_spec
+
+    if find_spec("node2vec") is None or find_spec("networkx") is None:
+        raise Node2VecPackageMissing()
 
 
 def node2vec_package_embeddings(
@@ -44,12 +56,64 @@ def node2vec_package_embeddings(
     transition tables and walks), "skipgram". The package seeds Python's and numpy's global
     random generators; its walks are repeatable only with workers=1.
     """
+    with _no_pkg_resources_warning():
+        return _embeddings(
+            weights, dim=dim, walk_length=walk_length, walks_per_node=walks_per_node, p=p, q=q,
+            window=window, epochs=epochs, negative=negative, sample=sample, seed=seed,
+            workers=workers, on_phase=on_phase,
+        )  # fmt: skip
+
+
+PKG_RESOURCES_WARNING = "pkg_resources is deprecated"
+
+
+@contextmanager
+def _no_pkg_resources_warning() -> Iterator[None]:
+    """Without setuptools' deprecation warning for `import pkg_resources`, which node2vec 0.4.3
+    (the last release that allows numpy 2) does: printed by this process and by each of
+    joblib's worker processes, which import the package again (3 times with 2 workers). The
+    workers start inside the package's first walk and read PYTHONWARNINGS at start-up."""
+    previous = os.environ.get("PYTHONWARNINGS")
+    ignore = f"ignore:{PKG_RESOURCES_WARNING}:UserWarning"
+    os.environ["PYTHONWARNINGS"] = f"{previous},{ignore}" if previous else ignore
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", PKG_RESOURCES_WARNING, UserWarning)
+            yield
+    finally:
+        if previous is None:
+            del os.environ["PYTHONWARNINGS"]
+        else:
+            os.environ["PYTHONWARNINGS"] = previous
+
+
+def _embeddings(
+    weights: csr_matrix,
+    *,
+    dim: int,
+    walk_length: int,
+    walks_per_node: int,
+    p: float,
+    q: float,
+    window: int,
+    epochs: int,
+    negative: int,
+    sample: float | None,
+    seed: int,
+    workers: int,
+    on_phase: Callable[[str], None] | None,
+) -> np.ndarray:
     try:
         import networkx as nx
         from node2vec import Node2Vec
     except ImportError as error:
         raise Node2VecPackageMissing() from error
-    from bookrec.algorithms.skipgram import default_sample, one_blas_thread, stable_hash
+    from bookrec.algorithms.skipgram import (
+        default_sample,
+        one_blas_thread,
+        stable_hash,
+        workers_stopped_on_error,
+    )
 
     def phase(name: str) -> None:
         if on_phase is not None:
@@ -77,7 +141,11 @@ def node2vec_package_embeddings(
         seed=seed,
     )
     phase("skipgram")
-    with one_blas_thread():  # as the built-in engine's skip-gram
+    # gensim's job producer thread reads the walks through this, so that an interrupt can
+    # end the producer and with it the workers (see workers_stopped_on_error).
+    stopped = threading.Event()
+    walker.walks = _StoppableWalks(walker.walks, stopped)
+    with one_blas_thread(), workers_stopped_on_error(stopped.set):  # as the built-in engine
         model = walker.fit(
             window=window,
             min_count=1,
@@ -91,3 +159,17 @@ def node2vec_package_embeddings(
     nodes = np.fromiter((int(key) for key in model.wv.index_to_key), dtype=np.int64)
     vectors[nodes] = model.wv.vectors
     return vectors
+
+
+class _StoppableWalks:
+    """The walks, iterable again for every epoch, until `stopped` is set."""
+
+    def __init__(self, walks: Sequence[list[str]], stopped: threading.Event) -> None:
+        self.walks = walks
+        self.stopped = stopped
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for walk in self.walks:
+            if self.stopped.is_set():
+                return
+            yield walk

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import threading
+import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
 
 WALKS_PER_WRITE = 65_536
+CORPUS_PREFIX = "bookrec-walks-"  # + the pid of the process that writes it
+STOP_TIMEOUT = 60.0  # seconds to wait for gensim's workers after an interrupt
 
 
 def default_workers() -> int:
@@ -31,15 +37,17 @@ def train_skipgram(
     sample: float | None = None,
     seed: int = 42,
     workers: int | None = None,
-    on_epoch: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[float, int], None] | None = None,
 ) -> np.ndarray:
     """Node vectors (n_nodes, dim) float32 learnt from `walks` (n_walks, walk_length) of node ids.
 
     Rows of nodes that appear in no walk are all zeros (with default walks: exactly the nodes
     without edges, see BipartiteGraph.has_edges). `sample` is word2vec's down-sampling of
     frequent tokens, here of high-degree nodes; None is default_sample(nodes in the walks).
-    `on_epoch(epochs_done, epochs)` is called after each epoch. With workers=1 the same walks
-    and seed give the same vectors in any process.
+    `on_epoch(epochs_done, epochs)` is called after each epoch, and where the system tells
+    how far the workers have read the corpus (Linux) about twice a second within one, with a
+    fractional epochs_done. With workers=1 the same walks and seed give the same vectors in
+    any process.
     """
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
@@ -62,9 +70,21 @@ def train_skipgram(
             self.done = 0
 
         def on_epoch_end(self, model: Word2Vec) -> None:
+            if reader is not None:
+                reader.reset()
             self.done += 1
-            if on_epoch is not None:
-                on_epoch(self.done, epochs)
+            within(float(self.done))
+
+    reported = 0.0
+
+    def within(done: float) -> None:
+        nonlocal reported
+        if on_epoch is not None and done > reported:  # never backwards across an epoch's end
+            reported = done
+            on_epoch(done, epochs)
+
+    report = EpochReport()
+    reader: CorpusReadProgress | None = None
 
     model = Word2Vec(
         vector_size=dim,
@@ -80,12 +100,19 @@ def train_skipgram(
         hashfxn=stable_hash,
     )
     model.build_vocab_from_freq(frequencies, corpus_count=len(walks))
-    with tempfile.TemporaryDirectory(prefix="bookrec-walks-") as directory:
+    remove_abandoned_corpora()
+    with tempfile.TemporaryDirectory(prefix=f"{CORPUS_PREFIX}{os.getpid()}-") as directory:
         corpus = Path(directory) / "walks.txt"
         write_walks(walks, corpus, n_nodes)
         # gensim's workers call BLAS on 128-float vectors; OpenBLAS's own idle threads spinning
         # beside them cost ~20% of the phase on 2 cores (measured by bench_train_gnn.py).
-        with one_blas_thread():
+        if on_epoch is not None and CorpusReadProgress.supported():
+            reader = CorpusReadProgress(corpus, workers)
+        with (
+            one_blas_thread(),
+            workers_stopped_on_error(lambda: os.truncate(corpus, 0)),
+            reporting(reader, lambda share: within(report.done + share)),
+        ):
             model.train(
                 corpus_file=str(corpus),
                 total_words=int(walks.size),
@@ -94,7 +121,7 @@ def train_skipgram(
                 # reaches min_alpha.
                 total_examples=-(-len(walks) // workers),
                 epochs=epochs,
-                callbacks=[EpochReport()],
+                callbacks=[report],
             )
     vectors = np.zeros((n_nodes, dim), dtype=np.float32)
     nodes = np.fromiter((int(key) for key in model.wv.index_to_key), dtype=np.int64)
@@ -107,6 +134,123 @@ def default_sample(n_nodes: int) -> float:
     1 / n_nodes, so that a small graph keeps its average nodes whole. Measured with `bookrec
     evaluate` (README): as good as word2vec's 1e-3 (meant for text) or better, and faster."""
     return max(1e-4, 1.0 / max(n_nodes, 1))
+
+
+@contextmanager
+def workers_stopped_on_error(stop: Callable[[], None]) -> Iterator[None]:
+    """Around a gensim training call: if it raises (Ctrl-C, SIGTERM), call `stop` to make
+    gensim's worker threads end, and wait for them before the exception goes on.
+
+    gensim's workers are daemon threads that run a whole epoch in C without the GIL. Left
+    running, they are still inside BLAS calls when the process exits, and exit() runs
+    OpenBLAS's destructor, which clears its table of kernels: the next sdot in a worker
+    jumps through a NULL pointer (exit 139, "Segmentation fault"). `stop` must make the
+    workers finish soon: emptying a corpus file does (each reads it with its own stream and
+    ends its epoch at end of file, after the batch it holds, ~10,000 words).
+    """
+    before = set(threading.enumerate())
+    try:
+        yield
+    except BaseException:
+        stop()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for thread in set(threading.enumerate()) - before:
+            while thread.is_alive() and time.monotonic() < deadline:
+                # A second Ctrl-C must not leave them running either.
+                with suppress(KeyboardInterrupt):
+                    thread.join(deadline - time.monotonic())
+        raise
+
+
+class CorpusReadProgress:
+    """How much of an epoch gensim's corpus_file workers have done, from how far each has read
+    the corpus: its file position, which Linux shows in /proc/self/fdinfo. gensim itself
+    reports nothing until an epoch ends (its workers count words in C locals), and the whole
+    run is often one epoch. Reading positions costs the workers nothing.
+
+    Worker i starts at byte size/workers * i and reads about size/workers bytes; a worker
+    whose file has been closed is done."""
+
+    def __init__(self, corpus: Path, workers: int) -> None:
+        self.corpus = str(corpus.resolve())
+        self.size = max(corpus.stat().st_size, 1)
+        self.workers = workers
+        self.reset()
+
+    @staticmethod
+    def supported() -> bool:
+        return Path("/proc/self/fdinfo").is_dir()
+
+    def reset(self) -> None:
+        self.done = [0.0] * self.workers
+        self.open: set[int] = set()
+
+    def share(self) -> float:
+        """The share of this epoch read so far, 0 to 1."""
+        part = self.size / self.workers
+        now_open = set()
+        for pos in self._positions():
+            worker = min(int(pos // part), self.workers - 1)
+            now_open.add(worker)
+            self.done[worker] = max(self.done[worker], min(1.0, (pos - worker * part) / part))
+        for worker in self.open - now_open:
+            self.done[worker] = 1.0  # its stream was closed: its share is read
+        self.open |= now_open
+        return sum(self.done) / self.workers
+
+    def _positions(self) -> list[int]:
+        positions = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}") != self.corpus:
+                    continue
+                with open(f"/proc/self/fdinfo/{fd}") as info:
+                    positions.append(int(info.readline().split()[1]))  # "pos:\t<bytes>"
+            except (OSError, IndexError, ValueError):
+                continue  # closed meanwhile
+        return positions
+
+
+@contextmanager
+def reporting(
+    reader: CorpusReadProgress | None, report: Callable[[float], None], every: float = 0.5
+) -> Iterator[None]:
+    """Call report(share of the epoch read) every `every` seconds from a thread, while inside."""
+    if reader is None:
+        yield
+        return
+    stopped = threading.Event()
+
+    def loop() -> None:
+        while not stopped.wait(every):
+            report(reader.share())
+
+    thread = threading.Thread(target=loop, name="bookrec-skipgram-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        thread.join()
+
+
+def remove_abandoned_corpora() -> None:
+    """Remove the walk corpora of bookrec processes that died without removing their own
+    (SIGKILL, power loss): at 30M interactions one is 2.2 GB of the temporary directory."""
+    for directory in Path(tempfile.gettempdir()).glob(f"{CORPUS_PREFIX}*"):
+        pid_text = directory.name[len(CORPUS_PREFIX) :].partition("-")[0]
+        if pid_text.isdigit() and not _process_exists(int(pid_text)):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def one_blas_thread():

@@ -22,6 +22,7 @@ class AppState:
     debug: bool = False
     quiet: bool = False
     database_url: str | None = None
+    json_output: bool = False  # the command was given --json
     overrides: dict[str, set[str]] = field(default_factory=dict)
 
 
@@ -31,15 +32,27 @@ def state(ctx: typer.Context) -> AppState:
 
 
 def load_settings(ctx: typer.Context, section: str | None = None, **overrides: Any) -> Settings:
-    """Settings from defaults, .env and environment, with the command's options on top."""
+    """Settings from defaults, .env and environment, with the command's options on top.
+    Warns (stderr) about BOOKREC_* variables that are no setting."""
     from pydantic import ValidationError
 
+    from bookrec import console
     from bookrec.errors import InputError
-    from bookrec.settings import Settings
+    from bookrec.settings import Settings, unknown_variables, variable_source
 
+    for line in unknown_variables():
+        console.warning(line)
     app_state = state(ctx)
     try:
         settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        source = variable_source(*[str(p) for p in first["loc"][:2]]) if "." in where else None
+        raise InputError(
+            f"bad setting {where}" + (f" ({source})" if source else "") + f": {first['msg']}"
+        ) from None
+    try:
         if app_state.database_url:
             settings = settings.with_overrides("database", url=app_state.database_url)
             app_state.overrides.setdefault("database", set()).add("url")
@@ -61,13 +74,17 @@ def session(
     ctx: typer.Context, settings: Settings, *, create: bool = False, json_output: bool = False
 ) -> Iterator[Bookrec]:
     """The database of the settings, opened through the Python API; long jobs show progress
-    bars on a terminal unless --quiet or --json."""
+    bars on a terminal unless --quiet or --json, and what they log (waiting for a lock) on
+    stderr unless --quiet."""
     from bookrec.api import open as open_database
-    from bookrec.console import make_display
+    from bookrec.console import make_display, showing_log
 
     display = make_display(quiet=state(ctx).quiet or json_output)
     try:
-        with open_database(settings=settings, create=create, display=display) as db:
+        with (
+            showing_log(quiet=state(ctx).quiet),
+            open_database(settings=settings, create=create, display=display) as db,
+        ):
             yield db
     finally:
         if display:

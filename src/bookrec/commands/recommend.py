@@ -36,6 +36,7 @@ def recommend(
         f" strategies: {', '.join(result.strategies_used)})"
     )
     render.book_table(title, result.recommendations, with_strategies=True)
+    render.fewer_than_asked(len(result.recommendations), k, f"books {strategy} can rank for {user}")
 
 
 def similar(
@@ -52,3 +53,4 @@ def similar(
         output(result, True, "")
         return
     render.book_table(f"books similar to {result.title} ({space})", result.similar, False)
+    render.fewer_than_asked(len(result.similar), k, f"other books with a {space} vector")

@@ -127,6 +127,14 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def fewer_than_asked(shown: int, asked: int, what: str) -> None:
+    """A note on stderr when --k asked for more rows than there are."""
+    from bookrec import console
+
+    if shown < asked:
+        console.info(f"{shown:,} of the {asked:,} asked for: there are no more {what}")
+
+
 def status(report: StatusReport) -> None:
     from rich.markup import escape
 
@@ -134,11 +142,12 @@ def status(report: StatusReport) -> None:
 
     out = console.stdout
     db = report.database
-    out.print(
-        f"[bold]database[/] {db.backend} {db.url}  schema v{db.schema_version or '-'}"
-        f" (latest v{db.latest_schema_version})",
-        highlight=False,
+    schema = (
+        f"schema v{db.schema_version} (latest v{db.latest_schema_version})"
+        if db.schema_version is not None
+        else "no bookrec schema (bookrec db init creates it)"
     )
+    out.print(f"[bold]database[/] {db.backend} {escape(db.url)}  {schema}", highlight=False)
     counts = report.counts
     if counts:
         events = ", ".join(f"{k} {v:,}" for k, v in counts["interactions_by_event"].items() if v)
@@ -156,15 +165,35 @@ def status(report: StatusReport) -> None:
     if report.vectors:
         _vector_table(report.vectors)
     strategies = report.strategies or {}
-    ready = [s for s, ok in strategies.items() if ok]
-    missing = [s for s, ok in strategies.items() if not ok]
+    answer = [s for s, ok in strategies.items() if ok]
+    cannot = [s for s, ok in strategies.items() if not ok]
+    if strategies:
+        out.print(
+            f"[bold]answers[/] {', '.join(answer) or 'none'}"
+            + (f"   [bold]cannot answer[/] {', '.join(cannot)}" if cannot else ""),
+            highlight=False,
+        )
+    problems = len(report.warnings)
     out.print(
-        f"[bold]ready[/] {', '.join(ready) or 'none'}"
-        + (f"   [bold]not ready[/] {', '.join(missing)}" if missing else ""),
+        "[bold]ready[/] yes"
+        if report.ready
+        else f"[bold]ready[/] no: {problems} warning{'s' if problems != 1 else ''}",
         highlight=False,
     )
     for warning in report.warnings:
         out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+
+
+def _new_since(info: FamilyStatus) -> str:
+    """The interactions that arrived since the run, and how long the oldest has waited."""
+    if info.interactions_since_run is None:
+        return "-"
+    if not info.interactions_since_run or info.oldest_since_run_at is None:
+        return f"{info.interactions_since_run:,}"
+    import time
+
+    hours = (time.time() - info.oldest_since_run_at) / 3600
+    return f"{info.interactions_since_run:,} (oldest {hours:,.1f} h)"
 
 
 def _vector_table(vectors: dict[str, FamilyStatus]) -> None:
@@ -186,7 +215,7 @@ def _vector_table(vectors: dict[str, FamilyStatus]) -> None:
                 ",".join(map(str, stats.dimensions)) or "-",
                 str(run.id) if run else "-",
                 _when(run.finished_at) if run else "never",
-                "-" if info.interactions_since_run is None else f"{info.interactions_since_run:,}",
+                _new_since(info),
             )
     console.stdout.print(table)
     slow = [f for f, info in vectors.items() if info.has_any and not info.snapshot]

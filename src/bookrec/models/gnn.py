@@ -28,6 +28,14 @@ def gnn_core(matrix: InteractionMatrix, settings: GnnSettings) -> InteractionMat
     return training_core(matrix, 1, settings.min_interactions)
 
 
+def check_engine_available(settings: GnnSettings) -> None:
+    """Fail before any work when the configured engine needs an extra that is missing."""
+    if settings.engine == "node2vec":
+        from bookrec.algorithms.node2vec_engine import require_package
+
+        require_package()
+
+
 def fit_gnn(
     core: InteractionMatrix,
     settings: GnnSettings,

@@ -15,7 +15,7 @@ from bookrec.errors import InputError, MissingExtraError
 from bookrec.models.content import content_dim, content_documents, fit_content
 from bookrec.progress import Phases
 from bookrec.results import EmbedResult
-from bookrec.services.training import recorded_run
+from bookrec.services.training import recorded_run, training_lock
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
 
@@ -43,7 +43,7 @@ def embed_books(
 ) -> EmbedResult:
     check_model_available(settings)
     started = time.perf_counter()
-    with repo.training_lock("content", wait=wait):
+    with training_lock(repo, "content", wait=wait):
         refit_reason = None
         stored = None
         if only_missing:

@@ -120,6 +120,8 @@ def recommend(
         interactions=len(history),
         excluded_seen=0 if include_seen else len(seen),
         recommendations=tuple(results),
+        k=k,
+        rankable=int(np.isfinite(scores[0]).sum()),
     )
 
 
@@ -205,5 +207,6 @@ def similar(repo: Repository, book: str, *, space: str = "content", k: int = 10)
             )
         )  # fmt: skip
     return SimilarBooks(
-        book=book, title=summaries[book_id].title, space=space, similar=tuple(found)
-    )
+        book=book, title=summaries[book_id].title, space=space, similar=tuple(found), k=k,
+        rankable=len(ids) - 1,
+    )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bookrec.domain import VECTOR_FAMILIES
@@ -19,7 +20,10 @@ STRATEGY_NEEDS = {
 }
 
 
-def collect_status(repo: Repository, settings: Settings) -> StatusReport:
+def collect_status(repo: Repository, settings: Settings, now: float | None = None) -> StatusReport:
+    """The report; `now` (epoch seconds, default the wall clock) is what ages are measured
+    against."""
+    now = time.time() if now is None else now
     version = repo.schema_version()
     latest = repo.latest_schema_version()
     database = DatabaseStatus(repo.backend, repo.url.masked, True, version, latest)
@@ -27,12 +31,11 @@ def collect_status(repo: Repository, settings: Settings) -> StatusReport:
         return StatusReport(
             database,
             ("the database has no bookrec schema: run bookrec db init",),
-            ready=False,
             strategies=dict.fromkeys([*STRATEGY_NEEDS, "hybrid"], False),
         )
     if version < latest:
         warning = f"schema version {version} is older than {latest}: run bookrec db upgrade"
-        return StatusReport(database, (warning,), ready=False)
+        return StatusReport(database, (warning,))
 
     counts = repo.counts()
     snapshots = repo.snapshot_names()
@@ -40,11 +43,14 @@ def collect_status(repo: Repository, settings: Settings) -> StatusReport:
         name: _family(repo, name, snapshot_name(name) in snapshots) for name in VECTOR_FAMILIES
     }
     strategies = _strategies(counts, families)
-    warnings = tuple(_warnings(counts, families, settings))
+    warnings = [
+        *_data_warnings(counts, settings, now),
+        *_strategy_warnings(strategies),
+        *_vector_warnings(families, settings, now),
+    ]
     return StatusReport(
         database,
-        warnings,
-        ready=all(strategies.values()) and not warnings,
+        tuple(warnings),
         counts=counts,
         vectors=families,
         event_counts_snapshot=EVENT_COUNTS_SNAPSHOT in snapshots,
@@ -65,9 +71,9 @@ def _family(repo: Repository, family: str, snapshot: bool) -> FamilyStatus:
     if VECTOR_FAMILIES[family][1]:
         sides["users"] = repo.vector_stats(family, "users")
     run = repo.latest_run(family)
-    since = None
+    since = oldest = None
     if run is not None and run.max_interaction_id is not None:
-        since = repo.interactions_after(run.max_interaction_id)
+        since, oldest = repo.interactions_after(run.max_interaction_id)
     return FamilyStatus(
         sides={
             side: SideStatus(s.column, s.rows, s.with_vector, tuple(sorted(s.dimensions)))
@@ -77,6 +83,7 @@ def _family(repo: Repository, family: str, snapshot: bool) -> FamilyStatus:
         last_attempt=_run_summary(repo.latest_run(family, status=None)),
         interactions_since_run=since,
         snapshot=snapshot,
+        oldest_since_run_at=oldest,
     )
 
 
@@ -92,16 +99,37 @@ def _strategies(counts: dict[str, Any], families: dict[str, FamilyStatus]) -> di
     return ready
 
 
-def _warnings(
-    counts: dict[str, Any], families: dict[str, FamilyStatus], settings: Settings
-) -> list[str]:
+def _data_warnings(counts: dict[str, Any], settings: Settings, now: float) -> list[str]:
     warnings = []
     if counts["books"] == 0:
         warnings.append("no books yet: run bookrec ingest books FILE")
     if counts["interactions"] == 0:
         warnings.append("no interactions yet: run bookrec ingest interactions FILE")
-    max_age = settings.status.max_vector_age_hours * 3600
-    last_interaction = counts.get("last_interaction_at")
+    limit = settings.status.max_data_age_hours
+    arrived = counts.get("last_arrival_at")
+    if limit is not None and arrived is not None and now - arrived > limit * 3600:
+        warnings.append(
+            f"no interaction has arrived for {_hours(now - arrived)}"
+            f" (limit {_hours(limit * 3600)}): is the ingest pipeline running?"
+        )
+    return warnings
+
+
+def _strategy_warnings(strategies: dict[str, bool]) -> list[str]:
+    """One warning per vector strategy that cannot answer. popular and hybrid need nothing
+    else: no interactions is a warning of its own, and hybrid answers with any of the rest."""
+    return [
+        f"{name} cannot answer yet: it needs {STRATEGY_NEEDS[name]}"
+        for name in ("cf", "gnn", "content")
+        if not strategies[name]
+    ]
+
+
+def _vector_warnings(
+    families: dict[str, FamilyStatus], settings: Settings, now: float
+) -> list[str]:
+    warnings = []
+    limit = settings.status.max_vector_age_hours * 3600
     for name, family in families.items():
         for side, stats in family.sides.items():
             if len(stats.dimensions) > 1:
@@ -112,16 +140,21 @@ def _warnings(
         dims = {d for stats in family.sides.values() for d in stats.dimensions}
         if len(family.sides) > 1 and len(dims) > 1:
             warnings.append(f"{name} vectors of users and books differ in dimension {sorted(dims)}")
-        run, attempt = family.run, family.last_attempt
+        attempt = family.last_attempt
         if attempt and attempt.status == "failed":
             warnings.append(
                 f"the last {name} run ({attempt.id}) failed: {attempt.error or 'unknown'}"
             )
-        if run and last_interaction and name != "content":
-            age = last_interaction - run.started_at
-            if age > max_age:
-                warnings.append(
-                    f"{name} vectors are {age / 3600:.0f} h older than the newest interaction"
-                    f" (limit {max_age / 3600:.0f} h): run {COMMANDS[name]}"
-                )
+        oldest = family.oldest_since_run_at
+        if name != "content" and oldest is not None and now - oldest > limit:
+            warnings.append(
+                f"{name} vectors miss {family.interactions_since_run:,} interactions, the oldest"
+                f" arrived {_hours(now - oldest)} ago (limit {_hours(limit)}):"
+                f" run {COMMANDS[name]}"
+            )
     return warnings
+
+
+def _hours(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours:.3g} h" if hours < 10 else f"{hours:,.0f} h"

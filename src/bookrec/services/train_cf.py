@@ -13,6 +13,7 @@ from bookrec.services.training import (
     load_training_data,
     recorded_run,
     run_result,
+    training_lock,
 )
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
@@ -28,7 +29,7 @@ def train_cf(
         from bookrec.engines.spark import check_ready
 
         check_ready("train cf --engine spark")
-    with repo.training_lock("cf", wait=wait):
+    with training_lock(repo, "cf", wait=wait):
         data = load_training_data(repo, settings, phases, partial(cf_core, settings=cf))
         core = data.matrix
         parameters = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from functools import partial
 
-from bookrec.models.gnn import fit_gnn, gnn_core
+from bookrec.models.gnn import check_engine_available, fit_gnn, gnn_core
 from bookrec.progress import Phases
 from bookrec.results import TrainGnnResult
 from bookrec.services.training import (
@@ -13,6 +13,7 @@ from bookrec.services.training import (
     load_training_data,
     recorded_run,
     run_result,
+    training_lock,
 )
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
@@ -28,7 +29,8 @@ def train_gnn(
         from bookrec.engines.spark import check_ready
 
         check_ready("train gnn --engine spark")
-    with repo.training_lock("gnn", wait=wait):
+    check_engine_available(gnn)  # a usage error, not a failed run
+    with training_lock(repo, "gnn", wait=wait):
         data = load_training_data(repo, settings, phases, partial(gnn_core, settings=gnn))
         parameters = {**gnn.model_dump(), "weights": settings.weights.model_dump()}
         with recorded_run(repo, "gnn", parameters, phases) as run_id:

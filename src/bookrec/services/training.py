@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -13,6 +14,20 @@ from bookrec.errors import NoInteractionsError, scrub
 from bookrec.progress import Phases
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
+
+log = logging.getLogger("bookrec")
+
+
+@contextmanager
+def training_lock(repo: Repository, model: str, *, wait: bool) -> Iterator[None]:
+    """The model's training lock for the whole job; with `wait`, logs that it waits (the
+    command line shows it on stderr) when another run holds it."""
+
+    def waiting() -> None:
+        log.info("waiting for the other bookrec train %s on %s to finish", model, repo.url.where)
+
+    with repo.training_lock(model, wait=wait, on_wait=waiting):
+        yield
 
 
 @dataclass(frozen=True)
@@ -89,7 +104,8 @@ def recorded_run(repo: Repository, model: str, parameters: dict, phases: Phases)
     try:
         yield run_id
     except BaseException as exc:
-        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        # Ctrl-C's KeyboardInterrupt has no text; a SIGTERM's says "terminated by SIGTERM".
+        message = (str(exc) or "interrupted") if isinstance(exc, KeyboardInterrupt) else str(exc)
         with suppress(Exception):
             repo.finish_run(
                 run_id,

@@ -320,6 +320,10 @@ class Interactions(ABC):
         ).fetchall()
         for code, count, first, last in rows:
             totals.add(np.bincount([code], [count], len(EVENTS)).astype(np.int64), first, last)
+        # The newest row by id, not max(created_at): the primary key answers at once.
+        newest = d.execute(
+            f"SELECT {d.epoch('created_at')} FROM interactions ORDER BY id DESC LIMIT 1"
+        ).fetchone()
         return {
             "books": d.execute("SELECT count(*) FROM books").fetchone()[0],
             "users": d.execute("SELECT count(*) FROM users").fetchone()[0],
@@ -327,6 +331,7 @@ class Interactions(ABC):
             "interactions_by_event": dict(zip(EVENTS, totals.by_event.tolist(), strict=True)),
             "first_interaction_at": totals.first_at,
             "last_interaction_at": totals.last_at,
+            "last_arrival_at": newest[0] if newest else None,
             "max_interaction_id": max_id,
         }
 
@@ -344,10 +349,15 @@ class Interactions(ABC):
         by_event[codes] = table[:, 0].astype(np.int64)
         return counted_to, InteractionTotals(by_event, header.first_at, header.last_at)
 
-    def after(self, interaction_id: int) -> int:
-        """How many interactions have an id above the given one (arrived since a run)."""
-        sql = f"SELECT count(*) FROM interactions WHERE id > {self.dialect.param}"
-        return self.dialect.execute(sql, (interaction_id,)).fetchone()[0]
+    def after(self, interaction_id: int) -> tuple[int, float | None]:
+        """How many interactions have an id above the given one (arrived since a run), and
+        when the first of them arrived (epoch seconds of its created_at; None if none)."""
+        d = self.dialect
+        sql = (
+            f"SELECT count(*), {d.epoch('min(created_at)')} FROM interactions WHERE id > {d.param}"
+        )
+        count, first = d.execute(sql, (interaction_id,)).fetchone()
+        return count, first
 
     def book_event_counts(self, since: float | None = None) -> BookEventCounts:
         """Interaction counts per (book, event, rating): of all interactions (the snapshot the

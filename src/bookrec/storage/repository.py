@@ -131,7 +131,8 @@ class Repository:
         """books, users, interactions, per-event counts, first/last interaction time."""
         return self.interactions.counts()
 
-    def interactions_after(self, interaction_id: int) -> int:
+    def interactions_after(self, interaction_id: int) -> tuple[int, float | None]:
+        """(how many interactions arrived after the id, when the first of them arrived)."""
         return self.interactions.after(interaction_id)
 
     def book_event_counts(self, since: float | None = None) -> BookEventCounts:

@@ -1,0 +1,67 @@
+"""Termination signals end a command the way Ctrl-C does.
+
+SIGTERM (what `timeout`, systemd and Kubernetes send) and SIGHUP (the terminal went away) kill
+a Python process on the spot by default: no transaction rolled back by us, no training run
+marked failed, no temporary file removed. The `bookrec` program turns them into `Terminated`,
+a KeyboardInterrupt, so that every `except KeyboardInterrupt`, `finally` and `with` on the way
+out runs as for Ctrl-C, and exits with 128 + the signal's number, the shell's convention.
+Outside a command (while the command line is parsed) every one of them exits at once with
+that code.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_in_command = False
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM or SIGHUP, raised in the main thread where the signal interrupted it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+
+
+def exit_code(interrupt: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C (SIGINT), 143 for SIGTERM, 129 for SIGHUP."""
+    return 128 + getattr(interrupt, "signum", signal.SIGINT)
+
+
+def signal_name(interrupt: KeyboardInterrupt) -> str:
+    return signal.Signals(getattr(interrupt, "signum", signal.SIGINT)).name
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    if not _in_command:
+        # Before the command runs (parsing the command line) or after it: nothing to clean
+        # up, and no handler of the command-line library to turn it into exit 130 or 1.
+        raise SystemExit(128 + signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(signum)
+
+
+@contextmanager
+def command() -> Iterator[None]:
+    """While a command runs, a signal is an exception the command unwinds with."""
+    global _in_command
+    _in_command = True
+    try:
+        yield
+    finally:
+        _in_command = False
+
+
+def install() -> None:
+    """Handle SIGINT, SIGTERM and SIGHUP, unless the process was started with them ignored
+    (`nohup`, a background job, a parent that wants it to outlive the terminal): that choice
+    stays."""
+    for signum in HANDLED:
+        if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+            signal.signal(signum, _raise)
