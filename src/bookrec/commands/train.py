@@ -47,18 +47,18 @@ def cf(
 @app.command("gnn")
 def gnn(
     ctx: typer.Context,
-    dim: int = typer.Option(None, "--dim", help="Vector dimension [default: 256]."),
+    dim: int = typer.Option(None, "--dim", help="Vector dimension [default: 128]."),
     min_interactions: int = typer.Option(
         None, "--min-interactions", help="Minimum interactions per book [default: 1]."
     ),
     walk_length: int = typer.Option(None, "--walk-length", help="Steps per walk [default: 20]."),
     walks_per_node: int = typer.Option(
-        None, "--walks-per-node", help="Walks from each node [default: 10]."
+        None, "--walks-per-node", help="Walks from each node [default: 5]."
     ),
     p: float = typer.Option(None, "--p", help="node2vec return parameter [default: 1]."),
     q: float = typer.Option(None, "--q", help="node2vec in-out parameter [default: 0.5]."),
-    window: int = typer.Option(None, "--window", help="Skip-gram window [default: 10]."),
-    epochs: int = typer.Option(None, "--epochs", help="Skip-gram epochs [default: 1]."),
+    window: int = typer.Option(None, "--window", help="Skip-gram window [default: 5]."),
+    epochs: int = typer.Option(None, "--epochs", help="Skip-gram epochs [default: 3]."),
     negative: int = typer.Option(None, "--negative", help="Negative samples [default: 5]."),
     sample: float = typer.Option(
         None,
