@@ -60,14 +60,17 @@ def test_fused_ndcg_of_one_part_matches_the_exact_metric():
     np.testing.assert_allclose(approx, exact, atol=1e-6)
 
 
+IDS = (np.arange(300) * 7, np.arange(80))
+
+
 def test_hold_out_entries_never_keeps_a_held_entry_in_train():
     rng = np.random.default_rng(1)
     matrix = sp.random(300, 80, density=0.1, random_state=1, format="csr", dtype=np.float32)
     matrix.data[:] = rng.random(matrix.nnz) + 0.5
-    split = hold_out_entries(matrix, np.arange(300) * 7, n_users=50, max_share=0.1, seed=3)
+    split = hold_out_entries(matrix, *IDS, n_users=50, max_share=0.1, seed=3)
     assert len(split.rows) == min(50, int(0.1 * np.count_nonzero(np.diff(matrix.indptr) >= 3)))
     assert split.train.multiply(split.held).nnz == 0
     assert (split.train + split.held != matrix).nnz == 0
     assert set(np.unique(split.held.nonzero()[0])) == set(split.rows.tolist())
-    again = hold_out_entries(matrix, np.arange(300) * 7, n_users=50, max_share=0.1, seed=3)
+    again = hold_out_entries(matrix, *IDS, n_users=50, max_share=0.1, seed=3)
     assert (again.held != split.held).nnz == 0

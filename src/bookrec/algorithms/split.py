@@ -223,17 +223,23 @@ def sample_users(
     limit = min(n_users, int(max_share * len(candidates)))
     if limit <= 0:
         return np.zeros(0, dtype=np.int64)
-    keys = np.asarray(user_ids, dtype=np.uint64)[candidates] ^ np.uint64(seed & (2**63 - 1))
-    with np.errstate(over="ignore"):
-        keys = keys * np.uint64(0x9E3779B97F4A7C15)
-        keys ^= keys >> np.uint64(31)
-        keys = keys * np.uint64(0xBF58476D1CE4E5B9)
+    keys = _hash(np.asarray(user_ids)[candidates], seed)
     return np.sort(candidates[np.argsort(keys, kind="stable")[:limit]])
+
+
+def _hash(values: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded 64-bit mix of integers (splitmix64's finaliser)."""
+    keys = np.asarray(values).astype(np.uint64) ^ np.uint64(seed & (2**63 - 1))
+    with np.errstate(over="ignore"):
+        keys = (keys ^ (keys >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        keys = (keys ^ (keys >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return keys ^ (keys >> np.uint64(31))
 
 
 def hold_out_entries(
     matrix: sp.csr_matrix,
     user_ids: np.ndarray,
+    book_ids: np.ndarray,
     *,
     n_users: int,
     max_share: float = 1.0,
@@ -250,6 +256,7 @@ def hold_out_entries(
     counts = np.diff(matrix.indptr)
     rows = sample_users(user_ids, counts >= min_books, n_users, max_share, seed)
     rng = np.random.default_rng(seed)
+    book_ids = np.asarray(book_ids, dtype=np.int64)
     held_rows, held_cols, held_values = [], [], []
     keep = np.ones(matrix.nnz, dtype=bool)
     for row in rows.tolist():
@@ -257,7 +264,10 @@ def hold_out_entries(
         n = end - start
         take = per_user if fraction is None else int(np.floor(fraction * n + rng.random()))
         take = int(min(max(take or 1, 1), n - 2))
-        chosen = start + rng.choice(n, size=take, replace=False)
+        # The pairs with the smallest hash of (user, book): the same pair of a user in every
+        # matrix it is in (cf's k-core and gnn's graph), whatever other books it holds.
+        keys = _hash(book_ids[matrix.indices[start:end]] * 1_000_003 + int(user_ids[row]), seed)
+        chosen = start + np.argsort(keys, kind="stable")[:take]
         keep[chosen] = False
         held_rows.append(np.full(take, row))
         held_cols.append(matrix.indices[chosen])

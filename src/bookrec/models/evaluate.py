@@ -106,8 +106,8 @@ def learn_blend(
     from bookrec.models.blend import fit_blend
 
     split = hold_out_entries(
-        training.matrix, training.user_ids, n_users=settings.gate.users, fraction=fraction,
-        seed=42 if seed is None else seed,
+        training.matrix, training.user_ids, training.book_ids, n_users=settings.gate.users,
+        fraction=fraction, seed=42 if seed is None else seed,
     )  # fmt: skip
     if len(split.rows) == 0:
         return FALLBACK_BLEND

@@ -73,11 +73,11 @@ def fit_models(
 
     A model the data cannot support (too few users or books after its k-core) is left out with
     the reason; any other failure is raised."""
+    from bookrec.models.blend import FALLBACK_BLEND
     from bookrec.models.cf import cf_core, fit_cf
     from bookrec.models.content import content_documents, fit_content
     from bookrec.models.embedding import EmbeddingModel
     from bookrec.models.gnn import fit_gnn, gnn_core
-    from bookrec.models.blend import FALLBACK_BLEND
     from bookrec.models.hybrid import HybridModel
 
     needed = needed_strategies(strategies, settings.hybrid)

@@ -127,10 +127,16 @@ def recommend(
 
 
 def hybrid_weights(repo: Repository, settings: Settings) -> dict[str, float]:
-    """The fusion weights: the explicitly set ones over the fallback's."""
-    from bookrec.models.blend import FALLBACK_BLEND
+    """The fusion weights: the explicitly set ones over the published learnt ones (table
+    hybrid_weights, written by the last train that passed the quality gate), or over the
+    fallback's before any."""
+    from bookrec.models.blend import FALLBACK_BLEND, Blend
 
-    return FALLBACK_BLEND.resolve(settings.hybrid)
+    published = repo.hybrid_weights()
+    if not published:
+        return FALLBACK_BLEND.resolve(settings.hybrid)
+    learnt = Blend({name: weight for name, (weight, _, _) in published.items()}, "learnt")
+    return learnt.resolve(settings.hybrid)
 
 
 def _wanted(strategy: str, weights: dict[str, float]) -> list[str]:
