@@ -50,6 +50,8 @@ def test_gate_rejects_a_sabotaged_cf_run_and_keeps_the_published_vectors(planted
     (book_ids2, books2), (user_ids2, users2) = _cf_vectors(planted.url)
     np.testing.assert_array_equal(books, books2)
     np.testing.assert_array_equal(users, users2)
+    np.testing.assert_array_equal(book_ids, book_ids2)
+    np.testing.assert_array_equal(user_ids, user_ids2)
     with open_repository(planted.url) as repo:
         run = repo.runs("cf", limit=1)[0]
         assert run.status == "rejected" and "quality gate" in run.error
