@@ -49,6 +49,7 @@ class GateFigures:
     ndcg: dict[str, float]
     users: int
     blend: Blend
+    per_user: dict[str, np.ndarray]
 
 
 def measure(
@@ -69,15 +70,14 @@ def measure(
         return {name: model.scores(batch) for name, model in models.items()}
 
     candidates = candidate_scores(score, relevant, split.train[rows])
-    ndcg = {
-        name: float(fused_ndcg(candidates, {name: 1.0}, k).mean()) if candidates.n_users else 0.0
-        for name in models
-    }
+    per_user = {name: fused_ndcg(candidates, {name: 1.0}, k) for name in models}
+    ndcg = {name: float(v.mean()) if len(v) else 0.0 for name, v in per_user.items()}
     blend_names = [name for name in candidates.names if name in PARTS]
     fit = fit_weights(_subset(candidates, blend_names), k)
     weights = {name: fit.weights.get(name, 0.0) for name in PARTS}
     blend = Blend(weights, "learnt", {"k": k, "users": fit.users})
-    return GateFigures({n: round(v, 6) for n, v in ndcg.items()}, candidates.n_users, blend)
+    rounded = {n: round(v, 6) for n, v in ndcg.items()}
+    return GateFigures(rounded, candidates.n_users, blend, per_user)
 
 
 def _subset(candidates, names):
@@ -111,10 +111,16 @@ def resolved_cf(
     return CfVectors(core.user_ids[user_rows], solved, core.book_ids, aligned)
 
 
-def verdict(ndcg: Mapping[str, float], family: str, tolerance: float) -> str | None:
-    """Why the candidate is rejected, or None when it passes."""
+def verdict(figures: GateFigures, family: str, tolerance: float) -> str | None:
+    """Why the candidate is rejected, or None when it passes: it ranks below popularity (by
+    more than two standard errors of the paired per-user differences: noise is no verdict),
+    or below the published model by more than `tolerance` (absolute nDCG@k)."""
+    from bookrec.algorithms.blending import significant_gain
+
+    ndcg = figures.ndcg
     candidate, popular = ndcg[family], ndcg["popular"]
-    if candidate < popular:
+    per_user = figures.per_user
+    if candidate < popular and significant_gain(per_user["popular"], per_user[family], 2.0):
         return f"nDCG {candidate:.4f} is below popularity's {popular:.4f}"
     published = ndcg.get(PUBLISHED)
     if published is not None and candidate < published - tolerance:

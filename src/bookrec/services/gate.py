@@ -76,7 +76,7 @@ def judge(
             models[PUBLISHED] = published.pop(model)
         models |= published
         figures = measure(models, split, core, settings.gate.k)
-    reason = verdict(figures.ndcg, model, settings.gate.tolerance)
+    reason = verdict(figures, model, settings.gate.tolerance)
     result = GateResult(
         model=model,
         k=settings.gate.k,
