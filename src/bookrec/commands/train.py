@@ -12,6 +12,10 @@ app = typer.Typer(help="Train vectors from the interactions.", no_args_is_help=T
 JSON = typer.Option(False, "--json", help="Machine-readable summary.")
 WAIT = typer.Option(False, "--wait", help="Wait for a running training of the same model.")
 SEED = typer.Option(None, "--seed", help="Random seed (same data + seed = same vectors).")
+GATE = typer.Option(
+    True, "--gate/--no-gate", help="Measure the candidate on held-out pairs before publishing."
+)
+FORCE = typer.Option(False, "--force", help="Publish even if the quality gate rejects.")
 
 
 @app.command("cf")
@@ -32,15 +36,18 @@ def cf(
         None, "--engine", help="builtin (default, implicit) or spark (MLlib ALS, an extra)."
     ),
     wait: bool = WAIT,
+    gate: bool = GATE,
+    force: bool = FORCE,
     json_output: bool = JSON,
 ) -> None:
-    """Implicit-feedback ALS → users.cf_vector and books.cf_embedding."""
+    """Implicit-feedback ALS → users.cf_vector and books.cf_embedding (exit 4: rejected by
+    the quality gate, nothing replaced)."""
     settings = load_settings(
         ctx, "cf", factors=factors, iterations=iterations, min_interactions=min_interactions,
         regularization=regularization, alpha=alpha, seed=seed, threads=threads, engine=engine,
     )  # fmt: skip
     with session(ctx, settings, json_output=json_output) as db:
-        result = db.train_cf(wait=wait)
+        result = db.train_cf(wait=wait, gate=None if gate else False, force=force)
     output(result, json_output, render.training(result))
 
 
@@ -71,14 +78,17 @@ def gnn(
         None, "--engine", help="builtin (default), node2vec (PyPI package) or spark (extras)."
     ),
     wait: bool = WAIT,
+    gate: bool = GATE,
+    force: bool = FORCE,
     json_output: bool = JSON,
 ) -> None:
-    """node2vec on the user↔book graph → books.gnn_vector."""
+    """node2vec on the user↔book graph → books.gnn_vector (exit 4: rejected by the quality
+    gate, nothing replaced)."""
     settings = load_settings(
         ctx, "gnn", dim=dim, min_interactions=min_interactions, walk_length=walk_length,
         walks_per_node=walks_per_node, p=p, q=q, window=window, epochs=epochs,
         negative=negative, sample=sample, seed=seed, workers=workers, engine=engine,
     )  # fmt: skip
     with session(ctx, settings, json_output=json_output) as db:
-        result = db.train_gnn(wait=wait)
+        result = db.train_gnn(wait=wait, gate=None if gate else False, force=force)
     output(result, json_output, render.training(result))
