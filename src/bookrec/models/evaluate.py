@@ -59,9 +59,7 @@ def evaluate(
     held = make_holdout(
         interactions, books, split=split, test_fraction=test_fraction, seed=seed, weights=scheme
     )
-    fitted = fit_models(TrainingSet(held.full, books), settings, strategies, phases)
-    needed = needed_strategies(strategies, settings.hybrid)
-    results = [_measure(strategy, fitted, held, k, needed, phases) for strategy in strategies]
+    results, fitted = measure_strategies(held, books, settings, strategies, k, phases)
     protocol = {
         **held.summary.to_dict(),
         "ranked_users": len(held.users),
@@ -79,6 +77,28 @@ def evaluate(
     return EvaluationReport(
         k=k, protocol=protocol, results=tuple(results), seconds=time.perf_counter() - started
     )
+
+
+def measure_strategies(
+    held: Holdout,
+    books: Sequence[BookText],
+    settings: Settings,
+    strategies: Sequence[str],
+    k: int,
+    phases: Phases,
+) -> tuple[list[StrategyResult], FittedModels]:
+    """Fit the models of `strategies` on the holdout's training part and measure each on its
+    held-out pairs: what `evaluate` and `tune` (its trials and its test figures) rank with."""
+    fitted = fit_models(TrainingSet(held.full, books), settings, strategies, phases)
+    needed = needed_strategies(strategies, settings.hybrid)
+    results = [_measure(strategy, fitted, held, k, needed, phases) for strategy in strategies]
+    return results, fitted
+
+
+def measure_model(model: Model | None, held: Holdout, k: int) -> dict[str, float]:
+    """The METRICS of one model (None: serves nobody) on the holdout."""
+    metrics, _ = held.measure(score_function(model, held), k)
+    return {name: float(metrics[name]) for name in METRICS}
 
 
 def score_function(model: Model | None, held: Holdout):

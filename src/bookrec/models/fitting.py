@@ -68,7 +68,6 @@ def fit_models(
     from bookrec.models.content import content_documents, fit_content
     from bookrec.models.embedding import EmbeddingModel
     from bookrec.models.gnn import fit_gnn, gnn_core
-    from bookrec.models.hybrid import HybridModel
 
     needed = needed_strategies(strategies, settings.hybrid)
     catalogue = training.catalogue
@@ -83,11 +82,11 @@ def fit_models(
         if name == "gnn":
             core = gnn_core(training.matrix, settings.gnn)
             vectors = fit_gnn(core, settings.gnn, phases.within("gnn"), settings.spark).vectors
-            return EmbeddingModel(vectors, catalogue, popularity)
+            return EmbeddingModel(vectors, catalogue, popularity, settings.gnn.prior)
         documents = content_documents(training.books, settings.content)
         with phases.phase("content", total=len(documents.texts)) as update:
             vectors = fit_content(documents, settings.content, on_batch=update).vectors
-        return EmbeddingModel(vectors, catalogue, popularity)
+        return EmbeddingModel(vectors, catalogue, popularity, settings.content.prior)
 
     for name in FITTED:
         if name in needed:
@@ -98,5 +97,12 @@ def fit_models(
                 fitted.skipped[name] = error.message
             fitted.train_seconds[name] = time.perf_counter() - started
     if "hybrid" in needed:
-        fitted.models["hybrid"] = HybridModel(fitted.models, settings.hybrid.model_dump())
+        fitted.models["hybrid"] = hybrid_of(fitted.models, settings.hybrid)
     return fitted
+
+
+def hybrid_of(parts: dict[str, Model], hybrid: HybridSettings) -> Model:
+    """The hybrid over fitted parts (popular among them) with the settings' weights."""
+    from bookrec.models.hybrid import HybridModel
+
+    return HybridModel(parts, hybrid.model_dump())
