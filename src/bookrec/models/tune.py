@@ -242,18 +242,11 @@ def tune(
     """Search each strategy's settings (TUNABLE order) on validation; measure the current and
     the chosen settings on the test holdout. `settings` are the current (effective) ones; run
     gnn with one worker for seeded runs to repeat."""
-    from bookrec.models.evaluate import check_protocol, measure_strategies
+    from bookrec.models.evaluate import measure_strategies
 
     started = time.perf_counter()
-    unknown = sorted(set(strategies) - set(TUNABLE))
-    if unknown or not strategies:
-        raise InputError(f"unknown strategies {unknown}; choose from {', '.join(TUNABLE)}")
+    check_arguments(strategies, trials, timeout, protocol)
     strategies = tuple(s for s in TUNABLE if s in strategies)
-    check_protocol(strategies, protocol.split, protocol.test_fraction, protocol.k)
-    if trials < len(strategies):
-        raise InputError(f"--trials must be at least one per strategy ({len(strategies)})")
-    if timeout is not None and timeout <= 0:
-        raise InputError(f"--timeout must be positive, got {timeout:g}")
     phases = phases or Phases()
     with phases.phase("split"):
         nested = nested_split(interactions, books, protocol, settings)
@@ -335,6 +328,22 @@ def tune(
         settings={key: value for s in strategies for key, value in searches[s].chosen.items()},
         seconds=time.perf_counter() - started,
     )
+
+
+def check_arguments(
+    strategies: Sequence[str], trials: int, timeout: float | None, protocol: TuneProtocol
+) -> None:
+    """InputError naming the first argument of a search that cannot be right."""
+    from bookrec.models.evaluate import check_protocol
+
+    unknown = sorted(set(strategies) - set(TUNABLE))
+    if unknown or not strategies:
+        raise InputError(f"unknown strategies {unknown}; choose from {', '.join(TUNABLE)}")
+    check_protocol(strategies, protocol.split, protocol.test_fraction, protocol.k)
+    if trials < len(set(strategies)):
+        raise InputError(f"trials must be at least one per strategy ({len(set(strategies))})")
+    if timeout is not None and timeout <= 0:
+        raise InputError(f"timeout must be positive, got {timeout:g}")
 
 
 def _split_trials(trials: int, strategies: tuple[str, ...]) -> dict[str, int]:

@@ -31,11 +31,9 @@ def tune_settings(
     """Search, record the run, and with `apply` store the chosen settings with it."""
     from dataclasses import replace
 
-    from bookrec.models.evaluate import check_protocol
-    from bookrec.models.tune import TUNABLE, tune
+    from bookrec.models.tune import check_arguments, tune
 
-    check_protocol([s for s in strategies if s in TUNABLE] or ["cf"], protocol.split,
-                   protocol.test_fraction, protocol.k)  # fmt: skip
+    check_arguments(strategies, trials, timeout, protocol)
     # One skip-gram worker: with more, gensim's threads race and a seed does not repeat.
     settings = settings.with_overrides("gnn", workers=1)
     parameters = {
