@@ -279,14 +279,19 @@ class Bookrec:
         run. `apply`: store the chosen settings, which then replace the defaults of every
         job opened on this database. on_trial(strategy, trial, best, budget) after each trial."""
         from bookrec.models.tune import TuneProtocol
-        from bookrec.services.tune import tune_settings
+        from bookrec.services.tune import TrialProgress, tune_settings
 
         self._require_schema()
         protocol = TuneProtocol(split=split, test_fraction=test_fraction, k=k, seed=seed)
-        report = tune_settings(
-            self.repo, self.settings, self._phases(), strategies=list(strategies),
-            trials=trials, timeout=timeout, protocol=protocol, apply=apply, on_trial=on_trial,
-        )  # fmt: skip
+        progress = TrialProgress(self.display, on_trial)
+        try:
+            report = tune_settings(
+                self.repo, self.settings, Phases(None), strategies=list(strategies),
+                trials=trials, timeout=timeout, protocol=protocol, apply=apply,
+                on_trial=progress,
+            )  # fmt: skip
+        finally:
+            progress.close()
         if apply:
             self.settings = with_stored_tuning(self.repo, self.settings)
         return report

@@ -95,3 +95,28 @@ def _run_metrics(report: TuneReport) -> dict:
             for r in report.results
         },
     }
+
+
+class TrialProgress:
+    """A progress bar per strategy on the display: trials done of its budget, best so far."""
+
+    def __init__(self, display, then: OnTrial | None = None) -> None:
+        self.display, self.then = display, then
+        self.tasks: dict[str, object] = {}
+
+    def __call__(self, strategy: str, trial, best: float, budget: int) -> None:
+        if self.display is not None:
+            if strategy not in self.tasks:
+                for other in self.tasks.values():
+                    self.display.stop(other)
+                self.tasks[strategy] = self.display.start(f"tune {strategy}", budget)
+            task = self.tasks[strategy]
+            self.display.update(task, trial.number + 1, budget)
+            if hasattr(self.display, "describe"):
+                self.display.describe(task, f"tune {strategy} best nDCG {best:.4f}")
+        if self.then is not None:
+            self.then(strategy, trial, best, budget)
+
+    def close(self) -> None:
+        for task in self.tasks.values():
+            self.display.stop(task)
