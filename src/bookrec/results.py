@@ -389,13 +389,14 @@ def _rounded(value: float) -> float | None:
 @dataclass(frozen=True)
 class TuneTrial:
     """One trial of a search: its parameters ('section.field' -> value), its validation
-    score (None when skipped: its estimated cost did not fit in what was left of the budget)."""
+    score (None when "skipped": its estimated cost did not fit in what was left of the budget,
+    or "stopped": still fitting when the time was up)."""
 
     number: int
     parameters: dict[str, Any]
     value: float | None
     seconds: float
-    state: str  # complete or skipped
+    state: str  # complete, skipped or stopped
 
     def to_dict(self) -> dict[str, Any]:
         value = None if self.value is None else round(self.value, 4)
@@ -405,7 +406,9 @@ class TuneTrial:
 @dataclass(frozen=True)
 class StrategyTuning:
     """One strategy's search: the current ("default") and the chosen ("tuned") parameters and
-    the METRICS of each on validation and on the test holdout."""
+    the METRICS of each on validation and on the test holdout. The hybrid's validation
+    "default" is its current weights over the parts tuned before it (its first trial); its
+    test "default" is every setting as it was."""
 
     strategy: str
     default_parameters: dict[str, Any]

@@ -86,10 +86,12 @@ def measure_strategies(
     strategies: Sequence[str],
     k: int,
     phases: Phases,
+    reuse: dict[str, Model] | None = None,
 ) -> tuple[list[StrategyResult], FittedModels]:
-    """Fit the models of `strategies` on the holdout's training part and measure each on its
-    held-out pairs: what `evaluate` and `tune` (its trials and its test figures) rank with."""
-    fitted = fit_models(TrainingSet(held.full, books), settings, strategies, phases)
+    """Fit the models of `strategies` on the holdout's training part (see fit_models for
+    `reuse`) and measure each on its held-out pairs: what `evaluate` and `tune` (its trials
+    and its test figures) rank with."""
+    fitted = fit_models(TrainingSet(held.full, books), settings, strategies, phases, reuse)
     needed = needed_strategies(strategies, settings.hybrid)
     results = [_measure(strategy, fitted, held, k, needed, phases) for strategy in strategies]
     return results, fitted

@@ -58,9 +58,14 @@ def needed_strategies(strategies: Iterable[str], hybrid: HybridSettings) -> set[
 
 
 def fit_models(
-    training: TrainingSet, settings: Settings, strategies: Iterable[str], phases: Phases
+    training: TrainingSet,
+    settings: Settings,
+    strategies: Iterable[str],
+    phases: Phases,
+    reuse: dict[str, Model] | None = None,
 ) -> FittedModels:
-    """Fit the models of `strategies` (and of the hybrid's parts) on the training set.
+    """Fit the models of `strategies` (and of the hybrid's parts) on the training set; those
+    in `reuse` (fitted before on this training set with these settings) are taken as they are.
 
     A model the data cannot support (too few users or books after its k-core) is left out with
     the reason; any other failure is raised."""
@@ -89,7 +94,9 @@ def fit_models(
         return EmbeddingModel(vectors, catalogue, popularity, settings.content.prior)
 
     for name in FITTED:
-        if name in needed:
+        if name in needed and reuse and name in reuse:
+            fitted.models[name] = reuse[name]
+        elif name in needed:
             started = time.perf_counter()
             try:
                 fitted.models[name] = fit(name)

@@ -227,6 +227,35 @@ class _Search:
 OnTrial = Callable[[str, TuneTrial, float, int], None]  # (strategy, trial, best, budget)
 
 
+class _OverBudget(Exception):
+    """A trial still fitting when its strategy's time is up."""
+
+
+class _Deadline:
+    """A progress display that stops a fit (ALS by iteration, node2vec by walk batch and
+    epoch) once the deadline has passed: the model layer's progress callbacks are its checks.
+    Only the main thread raises (skip-gram also reports from a thread of its own)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def start(self, name: str, total: float | None) -> object:
+        self.update(None, 0, total)
+        return None
+
+    def update(self, task: object, done: float, total: float | None) -> None:
+        import threading
+
+        if (
+            time.perf_counter() > self.deadline
+            and threading.current_thread() is threading.main_thread()
+        ):
+            raise _OverBudget()
+
+    def stop(self, task: object) -> None:
+        pass
+
+
 def tune(
     interactions: InteractionArrays,
     books: Sequence[BookText],
@@ -266,6 +295,7 @@ def tune(
         fits = sum(
             seconds * (searches[name].cost_ratio if name in searches else 1.0)
             for name, seconds in fit_seconds.items()
+            if name not in searches or searches[name].chosen != searches[name].default
         )
         return fits + sum(score_seconds.values())
 
@@ -284,9 +314,14 @@ def tune(
     if changed and "hybrid" in strategies:
         changed = sorted(set(changed) | {"hybrid"}, key=TUNABLE.index)
     if changed:  # a strategy whose current settings won is not measured again
+        unchanged = {
+            name: model for name, model in default_fitted.models.items()
+            if name in ("cf", "gnn", "content")
+            and (name not in searches or searches[name].chosen == searches[name].default)
+        }  # fmt: skip
         with phases.phase("test: tuned"):
             tuned_test, _ = measure_strategies(
-                nested.test, books, chosen_settings, changed, protocol.k, Phases()
+                nested.test, books, chosen_settings, changed, protocol.k, Phases(), unchanged
             )
         tuned_by_name |= {r.strategy: r for r in tuned_test}
     results = tuple(
@@ -390,10 +425,13 @@ def _search(
         evaluate = hybrid_weights_search(validation, books, base, earlier, protocol.k)
     else:
 
-        def evaluate(values: dict[str, Any]) -> tuple[dict[str, float], dict[str, Model]]:
+        def evaluate(
+            values: dict[str, Any], until: float = math.inf
+        ) -> tuple[dict[str, float], dict[str, Model]]:
             results, fitted = measure_strategies(
-                validation, books, with_values(base, values), [strategy], protocol.k, Phases()
-            )
+                validation, books, with_values(base, values), [strategy], protocol.k,
+                Phases(_Deadline(until)),
+            )  # fmt: skip
             return dict(results[0].metrics), fitted.models
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -417,6 +455,7 @@ def _search(
     if on_trial:
         on_trial(strategy, records[-1], best[0], n_trials)
     stopped, skipped = "trials", 0
+    misestimate = 1.0  # the slowest actual / estimated cost so far
     while len(records) < n_trials:
         if time.perf_counter() >= deadline:
             stopped = "timeout"
@@ -424,7 +463,7 @@ def _search(
         trial = study.ask(space)
         values = dict(trial.params)
         ratio = relative_cost(strategy, values, default)
-        if time.perf_counter() + first_seconds * ratio > deadline:
+        if time.perf_counter() + first_seconds * ratio * misestimate > deadline:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             records.append(TuneTrial(trial.number, values, None, 0.0, "skipped"))
             skipped += 1
@@ -434,8 +473,16 @@ def _search(
             continue
         skipped = 0
         trial_started = time.perf_counter()
-        metrics, models = evaluate(values)
+        try:
+            metrics, models = evaluate(values, deadline)
+        except _OverBudget:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            seconds = time.perf_counter() - trial_started
+            records.append(TuneTrial(trial.number, values, None, round(seconds, 3), "stopped"))
+            stopped = "timeout"
+            break
         seconds = time.perf_counter() - trial_started
+        misestimate = max(misestimate, seconds / max(first_seconds * ratio, 1e-9))
         study.tell(trial, metrics[METRIC])
         records.append(
             TuneTrial(trial.number, values, metrics[METRIC], round(seconds, 3), "complete")
@@ -475,7 +522,9 @@ def hybrid_weights_search(
         parts = {**fitted.models, **parts}
     parts = {name: model for name, model in parts.items() if name != "hybrid"}
 
-    def evaluate(values: dict[str, Any]) -> tuple[dict[str, float], dict[str, Model]]:
+    def evaluate(
+        values: dict[str, Any], until: float = math.inf
+    ) -> tuple[dict[str, float], dict[str, Model]]:
         weights = HybridSettings(**{key.split(".")[1]: value for key, value in values.items()})
         model = hybrid_of(parts, weights)
         return measure_model(model, validation, k), {"hybrid": model}
