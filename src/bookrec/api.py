@@ -11,8 +11,9 @@
             print(item.rank, item.title, item.score)
 
 Settings are the defaults unless given (`bookrec.Settings()` reads BOOKREC_* variables and a
-`.env` file; the API never does so by itself). Every method returns a frozen dataclass of
-`bookrec.results` and raises a `bookrec.errors.BookrecError` for what it cannot do.
+`.env` file; the API never does so by itself), with the database's tuned values (`bookrec tune
+--apply`, `Bookrec.tune(apply=True)`) in place of the defaults. Every method returns a frozen
+dataclass of `bookrec.results` and raises a `bookrec.errors.BookrecError` for what it cannot do.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from bookrec.results import (
     StatusReport,
     TrainCfResult,
     TrainGnnResult,
+    TunedReset,
+    TuneReport,
 )
 from bookrec.settings import Settings
 
@@ -66,7 +69,19 @@ def open(
     repo = open_repository(
         database_url(settings), create=create, connect_timeout=settings.database.connect_timeout
     )
+    try:
+        settings = with_stored_tuning(repo, settings)
+    except BaseException:
+        repo.close()
+        raise
     return Bookrec(repo, settings, display)
+
+
+def with_stored_tuning(repo: Repository, settings: Settings) -> Settings:
+    """The settings with the database's tuned values (`bookrec tune --apply`) where they are
+    defaults: what is set explicitly (.env, environment, command line, code) wins."""
+    stored = repo.tuned_settings()
+    return settings.with_tuned(stored) if stored else settings
 
 
 class Bookrec:
@@ -261,6 +276,52 @@ class Bookrec:
             k=k, strategies=list(strategies), seed=seed,
         )  # fmt: skip
 
+    def tune(
+        self,
+        *,
+        strategies: Sequence[str] = ("cf", "gnn", "content", "hybrid"),
+        trials: int = 40,
+        timeout: float | None = None,
+        k: int = 10,
+        split: str = "random",
+        test_fraction: float = 0.2,
+        seed: int = 42,
+        apply: bool = False,
+        on_trial: Any = None,
+    ) -> TuneReport:
+        """Search each strategy's settings on a validation split of the stored interactions,
+        with a test holdout no trial sees (see `bookrec.models.tune`); recorded as a `tune`
+        run. `apply`: store the chosen settings, which then replace the defaults of every
+        job opened on this database. on_trial(strategy, trial, best, budget) after each trial."""
+        from bookrec.models.tune import TuneProtocol
+        from bookrec.services.tune import TrialProgress, tune_settings
+
+        self._require_schema()
+        protocol = TuneProtocol(split=split, test_fraction=test_fraction, k=k, seed=seed)
+        progress = TrialProgress(self.display, on_trial)
+        try:
+            report = tune_settings(
+                self.repo, self.settings, Phases(None), strategies=list(strategies),
+                trials=trials, timeout=timeout, protocol=protocol, apply=apply,
+                on_trial=progress,
+            )  # fmt: skip
+        finally:
+            progress.close()
+        if apply:
+            self.settings = with_stored_tuning(self.repo, self.settings)
+        return report
+
+    def reset_tuned(self) -> TunedReset:
+        """Remove the stored tuned settings: jobs use the defaults again."""
+        from bookrec.services.tune import reset_tuned
+
+        self._require_schema()
+        result = reset_tuned(self.repo)
+        tuned = self.settings.tuned_sources()
+        if tuned:  # the values they replaced were defaults
+            self.settings = _without_tuned(self.settings, tuned)
+        return result
+
     def status(self) -> StatusReport:
         """Counts, vector coverage, runs, staleness and warnings (works without a schema)."""
         from bookrec.services.status import collect_status
@@ -287,3 +348,14 @@ class Bookrec:
 
 def _path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
+
+
+def _without_tuned(settings: Settings, tuned: dict[str, int]) -> Settings:
+    """The settings with their tuned values back at the defaults."""
+    defaults = Settings.defaults()
+    restored = {
+        key: getattr(getattr(defaults, key.split(".")[0]), key.split(".")[1]) for key in tuned
+    }
+    updated = settings.with_tuned({key: (value, 0) for key, value in restored.items()})
+    updated._tuned = {}
+    return updated

@@ -217,6 +217,7 @@ def _register() -> None:
         recommend,
         status,
         train,
+        tune,
     )
 
     app.add_typer(db.app, name="db")
@@ -227,6 +228,7 @@ def _register() -> None:
     app.command("recommend")(recommend.recommend)
     app.command("similar")(recommend.similar)
     app.command("evaluate")(evaluate.evaluate)
+    app.command("tune")(tune.tune)
     app.command("demo")(demo.demo)
     app.command("config")(config.config)
 

@@ -80,6 +80,10 @@ class RichDisplay:
     def update(self, task: object, done: float, total: float | None) -> None:
         self.progress.update(task, completed=done, total=total)  # type: ignore[arg-type]
 
+    def describe(self, task: object, name: str) -> None:
+        """A new text for the task (tune's best-so-far)."""
+        self.progress.update(task, description=name)  # type: ignore[arg-type]
+
     def stop(self, task: object) -> None:
         current = next(t for t in self.progress.tasks if t.id == task)
         if current.total is None:

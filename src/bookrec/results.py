@@ -419,6 +419,106 @@ def _rounded(value: float) -> float | None:
 
 
 @dataclass(frozen=True)
+class TuneTrial:
+    """One trial of a search: its parameters ('section.field' -> value), its validation
+    score (None when "skipped": its estimated cost did not fit in what was left of the budget,
+    or "stopped": still fitting when the time was up)."""
+
+    number: int
+    parameters: dict[str, Any]
+    value: float | None
+    seconds: float
+    state: str  # complete, skipped or stopped
+
+    def to_dict(self) -> dict[str, Any]:
+        value = None if self.value is None else round(self.value, 4)
+        return {**asdict(self), "value": value}
+
+
+@dataclass(frozen=True)
+class StrategyTuning:
+    """One strategy's search: the current ("default") and the chosen ("tuned") parameters and
+    the METRICS of each on validation and on the test holdout. The hybrid's validation
+    "default" is its current weights over the parts tuned before it (its first trial); its
+    test "default" is every setting as it was."""
+
+    strategy: str
+    default_parameters: dict[str, Any]
+    tuned_parameters: dict[str, Any]
+    validation: dict[str, dict[str, float]]  # "default" / "tuned" -> metrics
+    test: dict[str, dict[str, float]]
+    trials: tuple[TuneTrial, ...]
+    seconds: float
+    stopped: str  # "trials" (the trial budget was spent) or "timeout"
+
+    @property
+    def trials_run(self) -> int:
+        return sum(1 for t in self.trials if t.state == "complete")
+
+    def to_dict(self) -> dict[str, Any]:
+        def metrics(by: dict[str, dict[str, float]]) -> dict[str, Any]:
+            return {which: {m: _rounded(v[m]) for m in METRICS} for which, v in by.items()}
+
+        return {
+            "strategy": self.strategy,
+            "default_parameters": self.default_parameters,
+            "tuned_parameters": self.tuned_parameters,
+            "validation": metrics(self.validation),
+            "test": metrics(self.test),
+            "trials_run": self.trials_run,
+            "trials_skipped": len(self.trials) - self.trials_run,
+            "stopped": self.stopped,
+            "seconds": round(self.seconds, 3),
+            "trials": [t.to_dict() for t in self.trials],
+        }
+
+
+@dataclass(frozen=True)
+class TuneReport:
+    """`tune`: every strategy's search, popularity's figures for reference, the chosen settings
+    ('section.field' -> value), the tune run and whether they were applied."""
+
+    k: int
+    metric: str
+    protocol: dict[str, Any]
+    results: tuple[StrategyTuning, ...]
+    popular: dict[str, dict[str, float]]
+    settings: dict[str, Any]
+    seconds: float
+    run_id: int | None = None
+    applied: bool = False
+
+    def result(self, strategy: str) -> StrategyTuning:
+        return next(r for r in self.results if r.strategy == strategy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "k": self.k,
+            "metric": self.metric,
+            "protocol": self.protocol,
+            "results": [r.to_dict() for r in self.results],
+            "popular": {
+                which: {m: _rounded(v[m]) for m in METRICS} for which, v in self.popular.items()
+            },
+            "settings": self.settings,
+            "applied": self.applied,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class TunedReset:
+    """`tune --reset`: how many stored tuned settings were removed."""
+
+    removed: int
+    runs: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"removed": self.removed, "runs": list(self.runs)}
+
+
+@dataclass(frozen=True)
 class ConfigRow:
     """`config`: one effective setting and where it came from."""
 
@@ -489,6 +589,10 @@ __all__ = [
     "SimilarBooks",
     "StatusReport",
     "StrategyResult",
+    "StrategyTuning",
     "TrainCfResult",
     "TrainGnnResult",
+    "TuneReport",
+    "TuneTrial",
+    "TunedReset",
 ]

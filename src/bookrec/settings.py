@@ -1,4 +1,5 @@
-"""Effective settings: defaults < .env file < BOOKREC_* environment < command-line options.
+"""Effective settings: defaults < tuned (`bookrec tune --apply`, stored in the database) < .env
+file < BOOKREC_* environment < command-line options.
 
 Sections are nested models; an environment variable names section and field joined by one
 underscore, e.g. BOOKREC_DATABASE_URL, BOOKREC_CF_FACTORS, BOOKREC_WEIGHTS_HALF_LIFE_DAYS.
@@ -10,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -34,7 +35,12 @@ class CfSettings(BaseModel):
     iterations: int = Field(15, ge=1, description="ALS iterations")
     min_interactions: int = Field(2, ge=1, description="k-core: minimum per user and per book")
     regularization: float | None = Field(
-        None, ge=0, description="L2 regularization; unset = 0.06 · alpha · √(user-book pairs)"
+        None,
+        ge=0,
+        description="L2 regularization; unset = regularization_scale · alpha · √(user-book pairs)",
+    )
+    regularization_scale: float = Field(
+        0.06, gt=0, description="the scale of the regularization's formula when it is unset"
     )
     alpha: float = Field(4.0, gt=0, description="confidence scaling of interaction strength")
     seed: int = 42
@@ -59,6 +65,7 @@ class GnnSettings(BaseModel):
         ge=0,
         description="skip-gram down-sampling of frequent nodes; unset: max(1e-4, 1 / nodes)",
     )
+    prior: float = Field(1.5, ge=0, description="weight of the popularity prior in scoring")
     seed: int = 42
     workers: int = Field(0, ge=0, description="skip-gram workers; 0 = all cores")
     engine: Literal["builtin", "node2vec", "spark"] = "builtin"
@@ -68,6 +75,7 @@ class ContentSettings(BaseModel):
     model: Literal["lsa", "minilm"] = "lsa"
     dim: int = Field(128, ge=2)
     batch_size: int = Field(64, ge=1)
+    prior: float = Field(0.5, ge=0, description="weight of the popularity prior in scoring")
     seed: int = 42
 
 
@@ -183,6 +191,7 @@ class Settings(BaseSettings):
     gate: GateSettings = GateSettings()
     spark: SparkSettings = SparkSettings()
     status: StatusSettings = StatusSettings()
+    _tuned: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def defaults(cls) -> Settings:
@@ -195,8 +204,49 @@ class Settings(BaseSettings):
         if not given:
             return self
         current = getattr(self, section)
-        updated = current.model_validate({**current.model_dump(), **given})
-        return self.model_copy(update={section: updated})
+        return self._with_section(section, given, current.model_fields_set | set(given))
+
+    def with_tuned(self, tuned: dict[str, tuple[Any, int]]) -> Settings:
+        """A copy with stored tuned values ('section.field' -> (value, the run that chose it))
+        in place of the defaults: a field set explicitly (by .env, environment, command line or
+        the caller's code) keeps its value. `tuned_sources()` then names the runs."""
+        from pydantic import ValidationError
+
+        updated = self.model_copy()
+        applied: dict[str, int] = dict(self._tuned)
+        by_section: dict[str, dict[str, Any]] = {}
+        for key, (value, run_id) in tuned.items():
+            section, _, name = key.partition(".")
+            model = type(self).model_fields.get(section)
+            if model is None or name not in model.annotation.model_fields:  # type: ignore[union-attr]
+                continue  # a setting this version no longer has
+            if name in getattr(self, section).model_fields_set:
+                continue
+            by_section.setdefault(section, {})[name] = value
+            applied[key] = run_id
+        for section, values in by_section.items():
+            current = getattr(updated, section)
+            try:
+                updated = updated._with_section(section, values, current.model_fields_set)
+            except ValidationError:  # values this version no longer accepts: defaults stay
+                applied = {k: v for k, v in applied.items() if k.split(".")[0] != section}
+        updated._tuned = applied
+        return updated
+
+    def tuned_sources(self) -> dict[str, int]:
+        """'section.field' -> the tune run whose value it has."""
+        return dict(self._tuned)
+
+    def _with_section(self, section: str, values: dict[str, Any], fields_set: set[str]) -> Settings:
+        """A copy with the section's fields replaced (validated), marking `fields_set` as the
+        fields given explicitly: what tuned values must not replace."""
+        current = getattr(self, section)
+        validated = current.model_validate({**current.model_dump(), **values})
+        updated = type(current).model_construct(_fields_set=fields_set, **dict(validated))
+        copy = self.model_copy(update={section: updated})
+        replaced = {f"{section}.{name}" for name in values}
+        copy._tuned = {k: v for k, v in self._tuned.items() if k not in replaced}
+        return copy
 
 
 def default_sqlite_path() -> Path:
@@ -216,8 +266,10 @@ def env_var_name(section: str, field: str) -> str:
     return f"{ENV_PREFIX}{section}_{field}".upper()
 
 
-def setting_sources(cli_overrides: dict[str, set[str]] | None = None) -> dict[str, str]:
-    """Where each 'section.field' came from: option, env, .env or default."""
+def setting_sources(
+    cli_overrides: dict[str, set[str]] | None = None, tuned: dict[str, int] | None = None
+) -> dict[str, str]:
+    """Where each 'section.field' came from: option, env, .env, tuned (run N) or default."""
     from dotenv import dotenv_values
 
     cli_overrides = cli_overrides or {}
@@ -234,6 +286,8 @@ def setting_sources(cli_overrides: dict[str, set[str]] | None = None) -> dict[st
                 sources[f"{section}.{field}"] = f"env {name}"
             elif name in dotenv:
                 sources[f"{section}.{field}"] = f".env {name}"
+            elif f"{section}.{field}" in (tuned or {}):
+                sources[f"{section}.{field}"] = f"tuned (run {tuned[f'{section}.{field}']})"
             else:
                 sources[f"{section}.{field}"] = "default"
     return sources

@@ -31,9 +31,11 @@ def scaled_regularization(n_pairs: int, alpha: float, scale: float = REGULARIZAT
     return scale * alpha * math.sqrt(max(n_pairs, 1))
 
 
-def regularization_for(given: float | None, n_pairs: int, alpha: float) -> float:
+def regularization_for(
+    given: float | None, n_pairs: int, alpha: float, scale: float = REGULARIZATION_SCALE
+) -> float:
     """The regularization a fit uses: the given one, else scaled with the data."""
-    return given if given is not None else scaled_regularization(n_pairs, alpha)
+    return given if given is not None else scaled_regularization(n_pairs, alpha, scale)
 
 
 def fit_als(

@@ -95,15 +95,29 @@ def make_holdout(
     The catalogue is every book of `books` and of the interactions. EmptySplitError if no user
     has interactions on both sides of the split.
     """
-    from bookrec.algorithms.ranking import seen_matrix
     from bookrec.algorithms.split import split_interactions
+
+    test_mask, summary = split_interactions(interactions, split, test_fraction, seed)
+    return holdout_of_mask(interactions, test_mask, summary, books, weights=weights)
+
+
+def holdout_of_mask(
+    interactions: InteractionArrays,
+    test_mask: np.ndarray,
+    summary: SplitSummary,
+    books: Sequence[BookText] = (),
+    *,
+    weights: WeightScheme = WeightScheme(),
+) -> Holdout:
+    """The Holdout of a given split (`test_mask` over the rows, True = test; `summary` its
+    description): what `make_holdout` builds once it has split."""
+    from bookrec.algorithms.ranking import seen_matrix
 
     catalogue = np.union1d(
         np.array([b.book_id for b in books], dtype=np.int64),
         np.asarray(interactions.book_ids, dtype=np.int64),
     )
-    test_mask, summary = split_interactions(interactions, split, test_fraction, seed)
-    train, test = _subset(interactions, ~test_mask), _subset(interactions, test_mask)
+    train, test = subset(interactions, ~test_mask), subset(interactions, test_mask)
     if len(train) == 0 or len(summary.test_users) == 0:
         raise EmptySplitError()
     users = summary.test_users
@@ -148,7 +162,7 @@ def _disliked(data: InteractionArrays, weights: WeightScheme) -> tuple[np.ndarra
     return data.user_ids[latest][low], data.book_ids[latest][low]
 
 
-def _subset(data: InteractionArrays, mask: np.ndarray) -> InteractionArrays:
+def subset(data: InteractionArrays, mask: np.ndarray) -> InteractionArrays:
     return InteractionArrays(
         user_ids=np.asarray(data.user_ids)[mask],
         book_ids=np.asarray(data.book_ids)[mask],

@@ -124,6 +124,51 @@ def split_leave_last(
     return held[row_to_pair]
 
 
+def split_validation(
+    user_ids: np.ndarray,
+    book_ids: np.ndarray,
+    seed: int | None,
+    min_books: int = 3,
+    max_users: int | None = None,
+) -> np.ndarray:
+    """Hold out one (user, book) pair of each user with at least `min_books` distinct books: all
+    interactions of that pair. The pair, and the users sampled when more than `max_users`
+    qualify, are the smallest by a seeded hash of their ids: the result depends on the seed and
+    the set of rows only, never on their order or number.
+    """
+    user_ids = np.asarray(user_ids, dtype=np.int64)
+    book_ids = np.asarray(book_ids, dtype=np.int64)
+    pair_user, row_to_pair = _pair_index(user_ids, book_ids)
+    n_pairs = len(pair_user)
+    if n_pairs == 0:
+        return np.zeros(0, dtype=bool)
+    first_row = np.zeros(n_pairs, dtype=np.int64)
+    first_row[row_to_pair[::-1]] = np.arange(len(row_to_pair))[::-1]
+    salt = np.uint64((seed or 0) & 0xFFFFFFFF)
+    pair_hash = _mix(_mix(user_ids[first_row].astype(np.uint64) ^ salt)
+                     ^ book_ids[first_row].astype(np.uint64))  # fmt: skip
+    # Pairs come sorted by user: the smallest hash of each user's group is its held-out pair.
+    starts = np.flatnonzero(np.diff(pair_user, prepend=-1))
+    order = np.lexsort((pair_hash, pair_user))
+    chosen = order[starts]
+    eligible = np.diff(starts, append=n_pairs) >= min_books
+    chosen = chosen[eligible]
+    if max_users is not None and len(chosen) > max_users:
+        user_hash = _mix(user_ids[first_row[chosen]].astype(np.uint64) ^ _mix(salt))
+        chosen = chosen[np.argsort(user_hash, kind="stable")[:max_users]]
+    held = np.zeros(n_pairs, dtype=bool)
+    held[chosen] = True
+    return held[row_to_pair]
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a well-spread 64-bit hash of each value."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
 def describe_split(
     user_ids: np.ndarray,
     book_ids: np.ndarray,

@@ -11,16 +11,16 @@ def config(
     ctx: typer.Context,
     json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Print the effective settings and the source of each (option, env, .env, default)."""
+    """Print the effective settings and the source of each (option, env, .env, tuned, default)."""
     from dataclasses import asdict
 
     from bookrec.dburl import mask_url
     from bookrec.results import ConfigRow
     from bookrec.settings import database_url, setting_sources
 
-    settings = load_settings(ctx)
+    settings = _with_tuning(load_settings(ctx))
     rows = []
-    for key, source in setting_sources(state(ctx).overrides).items():
+    for key, source in setting_sources(state(ctx).overrides, settings.tuned_sources()).items():
         section, name = key.split(".")
         value = getattr(getattr(settings, section), name)
         if key == "database.url":
@@ -39,3 +39,16 @@ def config(
     for row in rows:
         table.add_row(row.setting, str(row.value), row.source)
     console.stdout.print(table)
+
+
+def _with_tuning(settings):
+    """The settings with the database's tuned values, when the database is there to ask (config
+    works without one: then there are none)."""
+    from bookrec.api import open as open_database
+    from bookrec.errors import BookrecError
+
+    try:
+        with open_database(settings=settings) as db:
+            return db.settings
+    except BookrecError:
+        return settings

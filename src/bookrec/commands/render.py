@@ -17,6 +17,7 @@ from bookrec.results import (
     StatusReport,
     TrainCfResult,
     TrainGnnResult,
+    TuneReport,
 )
 
 
@@ -271,3 +272,48 @@ def demo(result: DemoResult) -> None:
         markup=False,
         highlight=False,
     )
+
+
+def tuning(report: TuneReport) -> None:
+    """Per strategy: nDCG@k of the current and the tuned settings on validation and test, the
+    trials and seconds; then the parameters that changed."""
+    from rich.table import Table
+
+    from bookrec import console
+
+    out, m, k = console.stdout, report.metric, report.k
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("strategy", f"val {m}@{k} default", "tuned", f"test {m}@{k} default",
+                   "tuned", "trials", "seconds", "stopped by"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for r in report.results:
+        table.add_row(
+            r.strategy, f"{r.validation['default'][m]:.4f}", f"{r.validation['tuned'][m]:.4f}",
+            f"{r.test['default'][m]:.4f}", f"{r.test['tuned'][m]:.4f}", str(r.trials_run),
+            f"{r.seconds:.1f}", r.stopped,
+        )  # fmt: skip
+    table.add_row(
+        "popular", f"{report.popular['validation'][m]:.4f}", "", f"{report.popular['test'][m]:.4f}"
+    )
+    out.print(table)
+    for r in report.results:
+        changed = {
+            key: (r.default_parameters[key], value)
+            for key, value in r.tuned_parameters.items()
+            if value != r.default_parameters[key]
+        }
+        text = ", ".join(
+            f"{key} {_value(old)} -> {_value(new)}" for key, (old, new) in changed.items()
+        )
+        out.print(f"{r.strategy}: {text or 'the current settings stay'}", highlight=False)
+    where = f"run {report.run_id}" if report.run_id is not None else "not recorded"
+    tail = (
+        "applied: train, recommend and evaluate use them (bookrec config shows them)"
+        if report.applied
+        else "not applied (bookrec tune --apply stores them)"
+    )
+    out.print(f"tuned in {report.seconds:.1f}s ({where}); {tail}", highlight=False)
+
+
+def _value(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

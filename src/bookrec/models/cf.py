@@ -45,7 +45,9 @@ def cf_core(matrix: InteractionMatrix, settings: CfSettings) -> InteractionMatri
 def cf_regularization(core: InteractionMatrix, settings: CfSettings) -> float:
     from bookrec.algorithms.cf import regularization_for
 
-    return regularization_for(settings.regularization, core.nnz, settings.alpha)
+    return regularization_for(
+        settings.regularization, core.nnz, settings.alpha, settings.regularization_scale
+    )
 
 
 def fit_cf(

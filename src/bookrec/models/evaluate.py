@@ -66,8 +66,7 @@ def evaluate(
     blend = None
     if "hybrid" in strategies and not settings.hybrid.all_explicit():
         blend = learn_blend(held.full, books, settings, needed, k, test_fraction, seed, phases)
-    fitted = fit_models(TrainingSet(held.full, books), settings, strategies, phases, blend)
-    results = [_measure(strategy, fitted, held, k, needed, phases) for strategy in strategies]
+    results, fitted = measure_strategies(held, books, settings, strategies, k, phases, blend=blend)
     protocol = {
         **held.summary.to_dict(),
         "ranked_users": len(held.users),
@@ -119,6 +118,33 @@ def learn_blend(
     relevant = sp.csr_matrix(split.held[rows] > 0, dtype=np.int8)
     with phases.phase("blend"):
         return fit_blend(fitted.models, users, relevant, split.train[rows], k)
+
+
+def measure_strategies(
+    held: Holdout,
+    books: Sequence[BookText],
+    settings: Settings,
+    strategies: Sequence[str],
+    k: int,
+    phases: Phases,
+    reuse: dict[str, Model] | None = None,
+    blend: Blend | None = None,
+) -> tuple[list[StrategyResult], FittedModels]:
+    """Fit the models of `strategies` on the holdout's training part (see fit_models for
+    `reuse` and `blend`) and measure each on its held-out pairs: what `evaluate` and `tune`
+    (its trials and its test figures) rank with."""
+    fitted = fit_models(
+        TrainingSet(held.full, books), settings, strategies, phases, blend=blend, reuse=reuse
+    )
+    needed = needed_strategies(strategies, settings.hybrid)
+    results = [_measure(strategy, fitted, held, k, needed, phases) for strategy in strategies]
+    return results, fitted
+
+
+def measure_model(model: Model | None, held: Holdout, k: int) -> dict[str, float]:
+    """The METRICS of one model (None: serves nobody) on the holdout."""
+    metrics, _ = held.measure(score_function(model, held), k)
+    return {name: float(metrics[name]) for name in METRICS}
 
 
 def score_function(model: Model | None, held: Holdout):

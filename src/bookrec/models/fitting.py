@@ -13,7 +13,7 @@ from bookrec.algorithms.matrix import InteractionMatrix
 from bookrec.domain import BookText
 from bookrec.errors import NotEnoughDataError
 from bookrec.models.base import Model
-from bookrec.models.blend import Blend
+from bookrec.models.blend import FALLBACK_BLEND, Blend
 from bookrec.models.popular import PopularModel
 from bookrec.progress import Phases
 from bookrec.settings import HybridSettings, Settings
@@ -67,18 +67,19 @@ def fit_models(
     strategies: Iterable[str],
     phases: Phases,
     blend: Blend | None = None,
+    reuse: dict[str, Model] | None = None,
 ) -> FittedModels:
-    """Fit the models of `strategies` (and of the hybrid's parts) on the training set; the
-    hybrid fuses them with `blend`'s weights (the fallback's without), explicit settings first.
+    """Fit the models of `strategies` (and of the hybrid's parts) on the training set; those
+    in `reuse` (fitted before on this training set with these settings) are taken as they are.
+    The hybrid fuses them with `blend`'s weights (the fallback's without), explicit settings
+    first.
 
     A model the data cannot support (too few users or books after its k-core) is left out with
     the reason; any other failure is raised."""
-    from bookrec.models.blend import FALLBACK_BLEND
     from bookrec.models.cf import cf_core, fit_cf
     from bookrec.models.content import content_documents, fit_content
     from bookrec.models.embedding import EmbeddingModel
     from bookrec.models.gnn import fit_gnn, gnn_core
-    from bookrec.models.hybrid import HybridModel
 
     needed = needed_strategies(strategies, settings.hybrid)
     catalogue = training.catalogue
@@ -93,14 +94,16 @@ def fit_models(
         if name == "gnn":
             core = gnn_core(training.matrix, settings.gnn)
             vectors = fit_gnn(core, settings.gnn, phases.within("gnn"), settings.spark).vectors
-            return EmbeddingModel(vectors, catalogue, popularity)
+            return EmbeddingModel(vectors, catalogue, popularity, settings.gnn.prior)
         documents = content_documents(training.books, settings.content)
         with phases.phase("content", total=len(documents.texts)) as update:
             vectors = fit_content(documents, settings.content, on_batch=update).vectors
-        return EmbeddingModel(vectors, catalogue, popularity)
+        return EmbeddingModel(vectors, catalogue, popularity, settings.content.prior)
 
     for name in FITTED:
-        if name in needed:
+        if name in needed and reuse and name in reuse:
+            fitted.models[name] = reuse[name]
+        elif name in needed:
             started = time.perf_counter()
             try:
                 fitted.models[name] = fit(name)
@@ -108,6 +111,13 @@ def fit_models(
                 fitted.skipped[name] = error.message
             fitted.train_seconds[name] = time.perf_counter() - started
     if "hybrid" in needed:
-        weights = (blend or FALLBACK_BLEND).resolve(settings.hybrid)
-        fitted.models["hybrid"] = HybridModel(fitted.models, weights)
+        fitted.models["hybrid"] = hybrid_of(fitted.models, settings.hybrid, blend)
     return fitted
+
+
+def hybrid_of(parts: dict[str, Model], hybrid: HybridSettings, blend: Blend | None = None) -> Model:
+    """The hybrid over fitted parts (popular among them): `blend`'s weights (the fallback's
+    without), each weight the settings give explicitly in place of its own."""
+    from bookrec.models.hybrid import HybridModel
+
+    return HybridModel(parts, (blend or FALLBACK_BLEND).resolve(hybrid))

@@ -87,7 +87,7 @@ def recommend(
     popularity = catalogue.popularity(scheme, recent_days)
     models: dict[str, Model] = {"popular": PopularModel(catalogue.book_ids, popularity)}
     models |= _vector_models(
-        repo, catalogue, users, popularity, wanted, explicit=strategy != "hybrid"
+        repo, settings, catalogue, users, popularity, wanted, explicit=strategy != "hybrid"
     )
     if strategy == "hybrid":
         hybrid = HybridModel(models, weights)
@@ -147,6 +147,7 @@ def _wanted(strategy: str, weights: dict[str, float]) -> list[str]:
 
 def _vector_models(
     repo: Repository,
+    settings: Settings,
     catalogue: _Catalogue,
     users: UserBatch,
     popularity: np.ndarray,
@@ -185,7 +186,8 @@ def _vector_models(
             if explicit:
                 raise NoProfileError(name)
             continue
-        models[name] = EmbeddingModel(books, catalogue.book_ids, popularity)
+        prior = settings.gnn.prior if name == "gnn" else settings.content.prior
+        models[name] = EmbeddingModel(books, catalogue.book_ids, popularity, prior)
     return models
 
 

@@ -2,7 +2,7 @@
 
 It is a facade over focused parts that share one dialect (connection, SQL spelling,
 transactions, locks): `schema`, `books`, `interactions`, `vectors`, `training_runs`,
-`snapshots`. Each backend (sqlite.py, postgres.py) provides its dialect and its bulk paths
+`snapshots`, `tuned`. Each backend (sqlite.py, postgres.py) provides its dialect and its bulk paths
 (book upserts, interaction loads and reads, vector column writes). Every write method is
 atomic; a vector family is replaced in one transaction.
 """
@@ -23,6 +23,7 @@ from bookrec.storage.loading import InteractionLoader
 from bookrec.storage.runs import Runs, TrainingRun
 from bookrec.storage.schema import Migration, Schema
 from bookrec.storage.snapshots import Snapshots
+from bookrec.storage.tuned import TunedSettings
 from bookrec.storage.vectors import ProgressCallback, Vectors, VectorStats
 
 
@@ -36,6 +37,7 @@ class Repository:
         self.schema = Schema(dialect)
         self.snapshots = Snapshots(dialect)
         self.training_runs = Runs(dialect)
+        self.tuned = TunedSettings(dialect)
         self.books = self.books_class(dialect)
         self.interactions = self.interactions_class(dialect, self.snapshots)
         self.vectors = self.vectors_class(dialect, self.snapshots, self.training_runs)
@@ -217,3 +219,18 @@ class Repository:
     ) -> AbstractContextManager[None]:
         """Held for a whole training run; raises LockBusyError unless wait."""
         return self.training_runs.training_lock(model, wait, on_wait)
+
+    # -- tuned settings --------------------------------------------------------------------
+    def tuned_settings(self) -> dict[str, tuple[Any, int]]:
+        """'section.field' -> (value, the tune run that chose it); empty before schema v5."""
+        return self.tuned.load()
+
+    def store_tuned_settings(
+        self, run_id: int, values: dict[str, Any], replacing: Sequence[str] = ()
+    ) -> None:
+        """Store the values chosen by a tune run, replacing those of the `replacing` keys."""
+        self.tuned.store(run_id, values, replacing)
+
+    def reset_tuned_settings(self) -> int:
+        """Remove every tuned setting; how many there were."""
+        return self.tuned.clear()
