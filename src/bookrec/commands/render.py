@@ -11,6 +11,7 @@ from bookrec.results import (
     EmbedResult,
     EvaluationReport,
     FamilyStatus,
+    FoldInResult,
     InteractionIngestResult,
     MigrationResult,
     Recommendation,
@@ -74,6 +75,22 @@ def training(result: TrainCfResult | TrainGnnResult) -> str:
     return (
         f"{result.model} run {result.run_id}: {vectors} from"
         f" {result.interactions:,} interactions in {result.seconds:.1f}s ({phases})"
+    )
+
+
+def fold_in(result: FoldInResult) -> str:
+    what = (
+        f"{result.users:,} user and {result.books:,} book vectors"
+        if result.model == "cf-fold-in"
+        else f"{result.books:,} book vectors"
+    )
+    cleared = f", {result.users_cleared:,} user vectors cleared" if result.users_cleared else ""
+    phases = ", ".join(f"{name} {sec:.1f}s" for name, sec in result.phases.items())
+    return (
+        f"{result.model} run {result.run_id} into run {result.base_run_id}: {what}{cleared}"
+        f" ({result.changed_users:,} changed users, {result.new_books:,} new books, interactions"
+        f" {result.watermark + 1:,}–{result.max_interaction_id:,}) in {result.seconds:.1f}s"
+        f" ({phases})"
     )
 
 
@@ -218,6 +235,17 @@ def _vector_table(vectors: dict[str, FamilyStatus]) -> None:
                 _new_since(info),
             )
     console.stdout.print(table)
+    for family, info in vectors.items():
+        backlog = info.fold_in
+        if backlog is not None and backlog.interactions:
+            import time
+
+            waited = (time.time() - (backlog.oldest_at or time.time())) / 3600
+            console.stdout.print(
+                f"     {family} fold-in waiting: {backlog.users:,} users, {backlog.books:,} new"
+                f" books ({backlog.interactions:,} interactions, oldest {waited:,.1f} h)",
+                highlight=False,
+            )
     slow = [f for f, info in vectors.items() if info.has_any and not info.snapshot]
     if slow:
         console.stdout.print(

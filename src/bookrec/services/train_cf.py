@@ -8,6 +8,7 @@ from functools import partial
 from bookrec.models.cf import cf_core, cf_regularization, fit_cf
 from bookrec.progress import Phases
 from bookrec.results import TrainCfResult
+from bookrec.services.fold_in import fold_in_grams
 from bookrec.services.training import (
     counting_book_events,
     load_training_data,
@@ -52,6 +53,7 @@ def train_cf(
                         book_ids=vectors.book_ids, book_vectors=vectors.book_vectors,
                         user_ids=vectors.user_ids, user_vectors=vectors.user_vectors,
                         on_progress=update, event_counts=event_counts,
+                        artifacts=fold_in_grams(vectors.user_vectors, vectors.book_vectors),
                     )  # fmt: skip
                 write_seconds = time.perf_counter() - write_started
         # The write phase's own time is known only after its commit.
