@@ -123,7 +123,7 @@ def fold_in_cf(
                     "cf", "cf", base.id, run_id, {**result, "phases": phases.seconds},
                     sides=sides, cleared_users=cleared,
                     artifacts={USER_GRAM: user_gram.tobytes(), BOOK_GRAM: book_gram.tobytes()},
-                    on_progress=update,
+                    on_progress=update, books_read=(book_ids, book_vectors),
                 )  # fmt: skip
         repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
     return FoldInResult(
@@ -191,7 +191,7 @@ def fold_in_gnn(
                 repo.write_fold_in(
                     "gnn", "gnn", base.id, run_id, {**result, "phases": phases.seconds},
                     sides=[("books", solved.ids, solved.vectors)] if len(solved.ids) else [],
-                    on_progress=update,
+                    on_progress=update, books_read=(vector_ids, vectors),
                 )  # fmt: skip
         repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
     return FoldInResult(

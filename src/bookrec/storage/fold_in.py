@@ -112,11 +112,14 @@ class FoldIns:
         cleared_users: np.ndarray | None = None,
         artifacts: dict[str, bytes] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        books_read: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """In one transaction: check that `base_run_id` is still the latest succeeded run of
         `model` (else BaseRunReplacedError, nothing written); write the vectors of `sides`
         (only those rows), NULL the users in `cleared_users`, merge the books snapshot, keep
-        the users header, store the artifacts and mark the run succeeded."""
+        the users header, store the artifacts and mark the run succeeded. `books_read`: the
+        family's book vectors as the caller read them (from the snapshot), to merge into
+        without reading them again."""
         sides = _checked(family, sides)
         d = self.dialect
         with self.vectors.transaction():
@@ -129,7 +132,12 @@ class FoldIns:
                 raise BaseRunReplacedError(model, base_run_id, latest)
             written = {side: (ids, vectors) for side, ids, vectors in sides}
             books_name = snapshot_name(family)
-            before = self.snapshots.read([books_name], np.float32).get(books_name)
+            if books_read is not None and books_name in self.snapshots.headers([books_name]):
+                # A trigger drops the snapshot whenever anything changes the column: one that
+                # still exists is the one the caller read.
+                before = (*books_read, None)
+            else:
+                before = self.snapshots.read([books_name], np.float32).get(books_name)
             users_name = snapshot_name(family, "users") if "users" in written else ""
             users_header = self.snapshots.headers([users_name]).get(users_name)
             had_vector = self._count_with_vector(family, "users", written.get("users", [[]])[0])
