@@ -69,7 +69,55 @@ def run(url: str, *args: str) -> None:
 
 
 # -- cost -------------------------------------------------------------------------------------
-def cost(sizes: list[float], backends: list[str], new_users: int, new_books: int) -> None:
+def _reused(backend: str, name: str) -> str | None:
+    """The URL of a database of that name loaded by an earlier run (base data only), if any."""
+    name = os.environ.get("BOOKREC_BENCH_PREFIX", "") + name
+    if backend == "sqlite":
+        path = OUT / f"{name}.db"
+        return f"sqlite:///{path}" if path.exists() else None
+    import psycopg
+
+    with psycopg.connect(common.POSTGRES_SERVER, autocommit=True) as admin:
+        found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return common.POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + name if found else None
+
+
+def _timed_pair(url: str, later: Path) -> tuple[dict, dict]:
+    """Under one hold of the benchmark lock: a full `train cf`, the later interactions
+    (untimed), and `train cf --fold-in`, each under /usr/bin/time."""
+    timer = shutil.which("time") or "/usr/bin/time"
+    bookrec = " ".join(BOOKREC)
+    files = {k: OUT / f"pair-{k}" for k in ("full.json", "full.err", "fold.json", "fold.err")}
+    script = (
+        f"{timer} -v {bookrec} train cf --json > {files['full.json']} 2> {files['full.err']}"
+        f" && {bookrec} ingest interactions {later} > /dev/null"
+        f" && {timer} -v {bookrec} train cf --fold-in --json > {files['fold.json']}"
+        f" 2> {files['fold.err']}"
+    )
+    env = {**os.environ, "BOOKREC_DATABASE_URL": url}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    proc = subprocess.run(["flock", "-x", LOCK, "sh", "-c", script], env=env, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"the timed pair failed: {files['full.err'].read_text()[-2000:]}"
+            f"{files['fold.err'].read_text()[-2000:] if files['fold.err'].exists() else ''}"
+        )
+    return tuple(
+        {"wall": _elapsed(files[f"{k}.err"].read_text()),
+         "json": json.loads(files[f"{k}.json"].read_text())}
+        for k in ("full", "fold")
+    )  # fmt: skip
+
+
+def _elapsed(time_output: str) -> float:
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", time_output)
+    parts = [float(p) for p in wall.group(1).split(":")]
+    return sum(p * 60**i for i, p in enumerate(reversed(parts)))
+
+
+def cost(
+    sizes: list[float], backends: list[str], new_users: int, new_books: int, reuse: bool
+) -> None:
     from bookrec.synthetic import write_benchmark_csv
 
     OUT.mkdir(exist_ok=True)
@@ -88,12 +136,13 @@ def cost(sizes: list[float], backends: list[str], new_users: int, new_books: int
             out.writelines(f"new-{i},New book {i}\n" for i in range(new_books))
         _later_events(later, n_users, n_books, new_users, new_books)
         for backend in backends:
-            url = fresh_database(backend, f"bookrec_bench_fold_in_{backend}")
-            run(url, "ingest", "books", str(books), "--skip-embeddings")
-            run(url, "ingest", "interactions", str(events))
-            full = timed(url, "train", "cf", "--json")
-            run(url, "ingest", "interactions", str(later))
-            fold = timed(url, "train", "cf", "--fold-in", "--json")
+            name = f"bookrec_bench_fold_in_{backend}_{n}"
+            url = _reused(backend, name) if reuse else None
+            if url is None:
+                url = fresh_database(backend, name)
+                run(url, "ingest", "books", str(books), "--skip-embeddings")
+                run(url, "ingest", "interactions", str(events))
+            full, fold = _timed_pair(url, later)
             summary = fold["json"]
             phases = ", ".join(f"{k} {v:.2f}" for k, v in summary["phases"].items())
             print(
@@ -363,12 +412,13 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--new-users", type=int, default=1000)
     parser.add_argument("--new-books", type=int, default=100)
+    parser.add_argument("--reuse", action="store_true", help="databases an earlier run loaded")
     args = parser.parse_args()
     for folder in args.quality:
         quality(folder, args.scratch / folder.name)
     if args.sizes:
         sizes = [float(s) for s in args.sizes.split(",")]
-        cost(sizes, args.backends.split(","), args.new_users, args.new_books)
+        cost(sizes, args.backends.split(","), args.new_users, args.new_books, args.reuse)
     if not args.quality and not args.sizes:
         parser.print_help(sys.stderr)
 
