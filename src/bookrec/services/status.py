@@ -180,8 +180,9 @@ def _vector_warnings(
             and backlog.oldest_at is not None
             and now - backlog.oldest_at > fold_in_limit * 3600
         ):
+            waiting = f"{backlog.users:,} users and " if name == "cf" else ""
             warnings.append(
-                f"{backlog.users:,} users and {backlog.books:,} new books wait for a {name}"
+                f"{waiting}{backlog.books:,} new books wait for a {name}"
                 f" fold-in, the oldest interaction for {_hours(now - backlog.oldest_at)}"
                 f" (limit {_hours(fold_in_limit * 3600)}): run bookrec train {name} --fold-in"
             )
