@@ -106,7 +106,7 @@ def test_staleness_is_measured_against_the_wall_clock(cli, books_csv, tmp_path):
 def test_status_json_counts_coverage_and_readiness(cli, books_csv, tmp_path):
     _load_small(cli, books_csv, tmp_path)
     report = json.loads(cli.ok("status", "--json").stdout)
-    assert report["database"]["schema_version"] == 3
+    assert report["database"]["schema_version"] == 4
     assert report["counts"]["books"] == 10_000 and report["counts"]["interactions"] == 2
     assert report["counts"]["interactions_by_event"] == {
         "view": 1, "click": 0, "like": 0, "rate": 1, "purchase": 0,
@@ -214,7 +214,7 @@ def test_db_upgrade_needs_init_and_is_idempotent(db_url):
     assert result.exit_code == 3 and "bookrec db init" in result.stderr
     cli.ok("db", "init")
     out = json.loads(cli.ok("db", "upgrade", "--json").stdout)
-    assert out["applied"] == [] and out["schema_version"] == 3
+    assert out["applied"] == [] and out["schema_version"] == 4
 
 
 def test_version_and_module_entry_point():

@@ -25,8 +25,8 @@ def test_migrate_is_idempotent_and_versioned(db_url):
     repo = open_repository(db_url, create=True)
     assert repo.schema_version() is None
     applied = repo.migrate()
-    assert [m.version for m in applied] == [1, 2, 3]
-    assert repo.schema_version() == repo.latest_schema_version() == 3
+    assert [m.version for m in applied] == [1, 2, 3, 4]
+    assert repo.schema_version() == repo.latest_schema_version() == 4
     assert repo.migrate() == []
     repo.close()
 
@@ -37,7 +37,7 @@ def test_upgrade_from_v1_keeps_data(db_url):
     _books(repo, 2)
     with pytest.raises(SchemaOutdatedError):
         repo.require_schema()
-    assert [m.version for m in repo.migrate()] == [2, 3]
+    assert [m.version for m in repo.migrate()] == [2, 3, 4]
     repo.require_schema()
     assert len(repo.book_id_map()) == 2
     repo.close()
@@ -621,7 +621,7 @@ def test_upgrade_from_v2_keeps_snapshots_and_their_triggers(db_url):
         (books.astype("<i8").tobytes(), (vectors * 2).astype("<f4").tobytes()),
     )  # v2's one-value snapshot (here doubled, to tell it from the columns)
     repo.conn.commit()
-    assert [m.version for m in repo.migrate()] == [3]
+    assert [m.version for m in repo.migrate()] == [3, 4]
     ids_read, from_snapshot = repo.load_vectors("gnn")
     assert ids_read.tolist() == books.tolist() and np.array_equal(from_snapshot, vectors * 2)
     repo.conn.execute(f"UPDATE books SET gnn_vector = NULL WHERE id = {books[0]}")

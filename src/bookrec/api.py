@@ -185,22 +185,37 @@ class Bookrec:
             self.repo, settings, self._phases(), only_missing=only_missing, wait=wait
         )
 
-    def train_cf(self, *, wait: bool = False, **cf: Any) -> TrainCfResult:
+    def train_cf(
+        self, *, wait: bool = False, gate: bool | None = None, force: bool = False, **cf: Any
+    ) -> TrainCfResult:
         """ALS user and book vectors; `cf` overrides settings.cf (factors, iterations, …).
-        `wait`: queue behind a running cf training instead of failing (LockBusyError)."""
+        `wait`: queue behind a running cf training instead of failing (LockBusyError).
+        `gate`: run the quality gate (default settings.gate.enabled); GateRejectedError when
+        it rejects the candidate, unless `force` (published anyway)."""
         from bookrec.services.train_cf import train_cf
 
         self._require_schema()
         settings = self.settings.with_overrides("cf", **cf)
-        return train_cf(self.repo, settings, self._phases(), wait=wait)
+        return train_cf(self.repo, settings, self._phases(), wait=wait, gate=gate, force=force)
 
-    def train_gnn(self, *, wait: bool = False, **gnn: Any) -> TrainGnnResult:
-        """node2vec book vectors; `gnn` overrides settings.gnn (dim, walk_length, …)."""
+    def train_gnn(
+        self, *, wait: bool = False, gate: bool | None = None, force: bool = False, **gnn: Any
+    ) -> TrainGnnResult:
+        """node2vec book vectors; `gnn` overrides settings.gnn (dim, walk_length, …);
+        `gate` and `force` as for train_cf."""
         from bookrec.services.train_gnn import train_gnn
 
         self._require_schema()
         settings = self.settings.with_overrides("gnn", **gnn)
-        return train_gnn(self.repo, settings, self._phases(), wait=wait)
+        return train_gnn(self.repo, settings, self._phases(), wait=wait, gate=gate, force=force)
+
+    def hybrid_weights(self) -> dict[str, float]:
+        """The fusion weights `recommend --strategy hybrid` uses: the published learnt ones
+        (the fallback's before any), explicit settings.hybrid values over them."""
+        from bookrec.services.recommend import hybrid_weights
+
+        self._require_schema()
+        return hybrid_weights(self.repo, self.settings)
 
     def fold_in_cf(self, *, wait: bool = False) -> FoldInResult:
         """cf vectors of the users and books that changed since the last `train_cf` (or the

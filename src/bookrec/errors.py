@@ -1,6 +1,7 @@
 """The one error family bookrec raises on purpose, each with its documented exit code.
 
-Exit codes: 0 ok, 1 the job failed, 2 bad usage or bad input, 3 not ready.
+Exit codes: 0 ok, 1 the job failed, 2 bad usage or bad input, 3 not ready, 4 the quality
+gate rejected a training run (nothing was replaced).
 
 Errors carry what went wrong as fields; a `hint` names what to run. Hints that name command-line
 options are added by the command layer (`bookrec.commands.hints`), so that the Python API never
@@ -13,6 +14,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_NOT_READY = 3
+EXIT_REJECTED = 4
 
 _secrets: set[str] = set()
 
@@ -205,3 +207,19 @@ class BaseRunReplacedError(JobFailedError):
         )
         self.base_run_id = base_run_id
         self.latest_run_id = latest_run_id
+
+
+class GateRejectedError(BookrecError):
+    """The quality gate rejected the candidate of a training run: its vectors were not
+    written, the run is recorded as `rejected` with the held-out figures."""
+
+    exit_code = EXIT_REJECTED
+
+    def __init__(self, model: str, run_id: int, reason: str) -> None:
+        super().__init__(
+            f"train {model} run {run_id} rejected by the quality gate: {reason};"
+            " the published vectors were kept",
+        )
+        self.model = model
+        self.run_id = run_id
+        self.reason = reason

@@ -105,6 +105,31 @@ class InteractionIngestResult(_FileLoad):
 
 
 @dataclass(frozen=True)
+class GateResult:
+    """The quality gate of a training run: nDCG@k on held-out pairs of the candidate, of
+    popularity and of the published vectors (None when there are none), and the verdict.
+    `skipped` says why nothing was measured (too few users); `forced`: published although
+    rejected."""
+
+    model: str
+    k: int
+    users: int
+    candidate: float | None
+    popular: float | None
+    published: float | None
+    tolerance: float
+    passed: bool
+    reason: str | None = None
+    forced: bool = False
+    skipped: str | None = None
+    hybrid_weights: dict[str, float] | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class TrainCfResult:
     """`train cf`: the run, what it trained on, and its timings."""
 
@@ -122,6 +147,7 @@ class TrainCfResult:
     engine: str = "builtin"
     engine_stats: dict[str, Any] = field(default_factory=dict)  # Spark: master, mllib, seconds
     model: str = "cf"
+    gate: GateResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -145,6 +171,7 @@ class TrainGnnResult:
     phases: dict[str, float]
     seconds: float
     model: str = "gnn"
+    gate: GateResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,6 +186,7 @@ class TrainGnnResult:
             **self.engine_stats,
             "phases": self.phases,
             "seconds": self.seconds,
+            "gate": self.gate.to_dict() if self.gate else None,
         }
 
 
@@ -343,6 +371,9 @@ class StatusReport:
     vectors: dict[str, FamilyStatus] | None = None
     event_counts_snapshot: bool | None = None
     strategies: dict[str, bool] | None = None
+    # model -> its last runs, newest first: run, status, and the gate's held-out nDCG@k
+    # (candidate, popular, published) when it measured.
+    gate_trend: dict[str, list[dict[str, Any]]] | None = None
 
     @property
     def ready(self) -> bool:
@@ -360,6 +391,7 @@ class StatusReport:
         data["vectors"] = {name: family.to_dict() for name, family in self.vectors.items()}
         data["event_counts_snapshot"] = self.event_counts_snapshot
         data["strategies"] = self.strategies
+        data["gate_trend"] = self.gate_trend or {}
         data["ready"] = self.ready
         return data
 

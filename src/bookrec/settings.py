@@ -45,14 +45,14 @@ class CfSettings(BaseModel):
 
 
 class GnnSettings(BaseModel):
-    dim: int = Field(256, ge=1, description="vector dimension")
+    dim: int = Field(128, ge=1, description="vector dimension")
     min_interactions: int = Field(1, ge=1, description="minimum interactions per book")
     walk_length: int = Field(20, ge=2)
-    walks_per_node: int = Field(10, ge=1)
+    walks_per_node: int = Field(5, ge=1)
     p: float = Field(1.0, gt=0, description="return parameter")
     q: float = Field(0.5, gt=0, description="in-out parameter")
-    window: int = Field(10, ge=1)
-    epochs: int = Field(1, ge=1)
+    window: int = Field(5, ge=1)
+    epochs: int = Field(3, ge=1)
     negative: int = Field(5, ge=1)
     sample: float | None = Field(
         None,
@@ -91,10 +91,34 @@ class WeightsSettings(BaseModel):
 
 
 class HybridSettings(BaseModel):
-    cf: float = Field(1.0, ge=0)
-    gnn: float = Field(0.5, ge=0)
-    content: float = Field(1.0, ge=0)
-    popular: float = Field(0.0, ge=0, description="users nothing else serves get popular anyway")
+    """Fusion weights; unset = learnt from the data (`evaluate` on a validation split of its
+    training part, `train` from the quality gate's held-out scores), an explicit number wins."""
+
+    cf: float | None = Field(None, ge=0, description="unset = learnt")
+    gnn: float | None = Field(None, ge=0, description="unset = learnt")
+    content: float | None = Field(None, ge=0, description="unset = learnt")
+    popular: float | None = Field(
+        None, ge=0, description="unset = learnt; users nothing else serves get popular anyway"
+    )
+
+    def explicit(self) -> dict[str, float]:
+        """The weights given as numbers."""
+        return {name: w for name, w in self.model_dump().items() if w is not None}
+
+    def all_explicit(self) -> bool:
+        return len(self.explicit()) == len(type(self).model_fields)
+
+
+class GateSettings(BaseModel):
+    """The quality gate of train cf / train gnn (see services.gate)."""
+
+    enabled: bool = Field(True, description="measure a candidate before it replaces vectors")
+    users: int = Field(5000, ge=1, description="held-out users (at most 10% of eligible ones)")
+    tolerance: float = Field(
+        0.03, ge=0, description="reject below published nDCG@k minus this (absolute)"
+    )
+    k: int = Field(10, ge=1, description="nDCG cut-off")
+    seed: int = 42
 
 
 class SparkSettings(BaseModel):
@@ -161,6 +185,7 @@ class Settings(BaseSettings):
     content: ContentSettings = ContentSettings()
     weights: WeightsSettings = WeightsSettings()
     hybrid: HybridSettings = HybridSettings()
+    gate: GateSettings = GateSettings()
     spark: SparkSettings = SparkSettings()
     status: StatusSettings = StatusSettings()
 

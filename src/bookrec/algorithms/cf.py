@@ -81,3 +81,29 @@ def fit_als(
         )
         model.fit(user_items, show_progress=False, callback=callback)
     return AlsFactors(user_factors=model.user_factors, item_factors=model.item_factors)
+
+
+def solve_users(
+    item_factors: np.ndarray,
+    user_items: sp.csr_matrix,
+    *,
+    regularization: float,
+    alpha: float,
+    threads: int = 0,
+) -> np.ndarray:
+    """The exact least-squares user vectors of the rows of `user_items` for fixed book vectors
+    (ALS's user step, as implicit's recalculate_user solves it): one float32 row per row."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+    user_items = sp.csr_matrix(user_items, dtype=np.float32)
+    if user_items.shape[0] == 0:
+        return np.zeros((0, item_factors.shape[1]), dtype=np.float32)
+    with threadpool_limits(limits=1, user_api="blas"):
+        model = AlternatingLeastSquares(
+            factors=item_factors.shape[1], regularization=regularization, alpha=alpha,
+            dtype=np.float32, num_threads=threads,
+        )  # fmt: skip
+        model.item_factors = item_factors
+        return model.recalculate_user(np.arange(user_items.shape[0]), user_items)

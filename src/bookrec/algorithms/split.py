@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from bookrec.domain import InteractionArrays
 
@@ -201,3 +202,86 @@ def _pair_index(user_ids: np.ndarray, book_ids: np.ndarray) -> tuple[np.ndarray,
 def _check_fraction(test_fraction: float) -> None:
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+
+
+@dataclass(frozen=True, eq=False)
+class MatrixHoldout:
+    """A users × books confidence matrix split for validation: `train` without the held
+    entries, `held` (same shape) the held entries of the sampled `rows`."""
+
+    train: sp.csr_matrix
+    held: sp.csr_matrix
+    rows: np.ndarray
+
+
+def sample_users(
+    user_ids: np.ndarray, eligible: np.ndarray, n_users: int, max_share: float, seed: int
+) -> np.ndarray:
+    """Positions of at most min(n_users, max_share · eligible) eligible users, chosen by a
+    seeded hash of their id: the same users for the same seed while they stay eligible."""
+    candidates = np.flatnonzero(eligible)
+    limit = min(n_users, int(max_share * len(candidates)))
+    if limit <= 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = _hash(np.asarray(user_ids)[candidates], seed)
+    return np.sort(candidates[np.argsort(keys, kind="stable")[:limit]])
+
+
+def _hash(values: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded 64-bit mix of integers (splitmix64's finaliser)."""
+    keys = np.asarray(values).astype(np.uint64) ^ np.uint64(seed & (2**63 - 1))
+    with np.errstate(over="ignore"):
+        keys = (keys ^ (keys >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        keys = (keys ^ (keys >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return keys ^ (keys >> np.uint64(31))
+
+
+def hold_out_entries(
+    matrix: sp.csr_matrix,
+    user_ids: np.ndarray,
+    book_ids: np.ndarray,
+    *,
+    n_users: int,
+    max_share: float = 1.0,
+    per_user: int | None = 1,
+    fraction: float | None = None,
+    min_books: int = 3,
+    seed: int = 42,
+) -> MatrixHoldout:
+    """Hold out entries of a hashed sample of the users with at least `min_books` books: a
+    random `fraction` of each one's books (at least 1, always leaving 2) or `per_user` of
+    them. The held entries are removed from `train` (same shape: no row or column is lost)."""
+    matrix = sp.csr_matrix(matrix, copy=True)
+    matrix.sort_indices()
+    counts = np.diff(matrix.indptr)
+    rows = sample_users(user_ids, counts >= min_books, n_users, max_share, seed)
+    rng = np.random.default_rng(seed)
+    book_ids = np.asarray(book_ids, dtype=np.int64)
+    held_rows, held_cols, held_values = [], [], []
+    keep = np.ones(matrix.nnz, dtype=bool)
+    for row in rows.tolist():
+        start, end = matrix.indptr[row], matrix.indptr[row + 1]
+        n = end - start
+        take = per_user if fraction is None else int(np.floor(fraction * n + rng.random()))
+        take = int(min(max(take or 1, 1), n - 2))
+        # The pairs with the smallest hash of (user, book): the same pair of a user in every
+        # matrix it is in (cf's k-core and gnn's graph), whatever other books it holds.
+        keys = _hash(book_ids[matrix.indices[start:end]] * 1_000_003 + int(user_ids[row]), seed)
+        chosen = start + np.argsort(keys, kind="stable")[:take]
+        keep[chosen] = False
+        held_rows.append(np.full(take, row))
+        held_cols.append(matrix.indices[chosen])
+        held_values.append(matrix.data[chosen])
+    shape = matrix.shape
+    if rows.size:
+        held = sp.csr_matrix(
+            (np.concatenate(held_values), (np.concatenate(held_rows), np.concatenate(held_cols))),
+            shape=shape, dtype=np.float32,
+        )  # fmt: skip
+    else:
+        held = sp.csr_matrix(shape, dtype=np.float32)
+    row_of_entry = np.repeat(np.arange(shape[0]), counts)
+    train = sp.csr_matrix(
+        (matrix.data[keep], (row_of_entry[keep], matrix.indices[keep])), shape=shape
+    )
+    return MatrixHoldout(train=train, held=held, rows=rows)

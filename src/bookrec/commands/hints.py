@@ -5,6 +5,7 @@ from __future__ import annotations
 from bookrec.errors import (
     BookrecError,
     DatabaseNotEmptyError,
+    GateRejectedError,
     InvalidRowsError,
     LockBusyError,
     NoProfileError,
@@ -21,6 +22,7 @@ FLAG_HINTS: dict[type[BookrecError], str] = {
     DatabaseNotEmptyError: "point --database-url at a new database, or pass --force",
     NoUserVectorError: "run bookrec train cf, or use --strategy hybrid",
     NoProfileError: "use --strategy popular or hybrid",
+    GateRejectedError: "check the data and parameters; --force publishes anyway, --no-gate skips",
 }
 
 

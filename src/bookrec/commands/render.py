@@ -72,9 +72,25 @@ def training(result: TrainCfResult | TrainGnnResult) -> str:
     else:
         vectors = f"{result.books:,} book vectors ({result.dim}-d, {result.engine} engine)"
     phases = ", ".join(f"{name} {sec:.1f}s" for name, sec in result.phases.items())
-    return (
+    text = (
         f"{result.model} run {result.run_id}: {vectors} from"
         f" {result.interactions:,} interactions in {result.seconds:.1f}s ({phases})"
+    )
+    gate = result.gate
+    if gate is not None:
+        text += "\n" + gate_line(gate)
+    return text
+
+
+def gate_line(gate) -> str:
+    """One line of the quality gate's figures."""
+    if gate.skipped:
+        return f"quality gate skipped: {gate.skipped}"
+    published = "none" if gate.published is None else f"{gate.published:.4f}"
+    verdict = "passed" if gate.passed else ("rejected, published anyway (--force)")
+    return (
+        f"quality gate {verdict}: nDCG@{gate.k} on {gate.users:,} held-out users: candidate"
+        f" {gate.candidate:.4f}, popular {gate.popular:.4f}, published {published}"
     )
 
 
@@ -152,6 +168,12 @@ def fewer_than_asked(shown: int, asked: int, what: str) -> None:
         console.info(f"{shown:,} of the {asked:,} asked for: there are no more {what}")
 
 
+def _trend_cell(row: dict) -> str:
+    if row.get("candidate") is None:
+        return f"run {row['run']} {row['status']}"
+    return f"run {row['run']} {row['status']} {row['candidate']:.3f}"
+
+
 def status(report: StatusReport) -> None:
     from rich.markup import escape
 
@@ -181,6 +203,9 @@ def status(report: StatusReport) -> None:
             )
     if report.vectors:
         _vector_table(report.vectors)
+    for model, rows in (report.gate_trend or {}).items():
+        runs = ", ".join(_trend_cell(row) for row in rows)
+        out.print(f"[bold]gate[/] {model} (newest first): {runs}", highlight=False)
     strategies = report.strategies or {}
     answer = [s for s, ok in strategies.items() if ok]
     cannot = [s for s, ok in strategies.items() if not ok]

@@ -35,6 +35,12 @@ def _fold_in(ctx: typer.Context, model: str, options: dict, wait: bool, json_out
     output(result, json_output, render.fold_in(result))
 
 
+GATE = typer.Option(
+    True, "--gate/--no-gate", help="Measure the candidate on held-out pairs before publishing."
+)
+FORCE = typer.Option(False, "--force", help="Publish even if the quality gate rejects.")
+
+
 @app.command("cf")
 def cf(
     ctx: typer.Context,
@@ -54,9 +60,12 @@ def cf(
     ),
     fold_in: bool = FOLD_IN,
     wait: bool = WAIT,
+    gate: bool = GATE,
+    force: bool = FORCE,
     json_output: bool = JSON,
 ) -> None:
-    """Implicit-feedback ALS → users.cf_vector and books.cf_embedding."""
+    """Implicit-feedback ALS → users.cf_vector and books.cf_embedding (exit 4: rejected by
+    the quality gate, nothing replaced)."""
     if fold_in:
         options = dict(
             factors=factors, iterations=iterations, min_interactions=min_interactions,
@@ -68,25 +77,25 @@ def cf(
         regularization=regularization, alpha=alpha, seed=seed, threads=threads, engine=engine,
     )  # fmt: skip
     with session(ctx, settings, json_output=json_output) as db:
-        result = db.train_cf(wait=wait)
+        result = db.train_cf(wait=wait, gate=None if gate else False, force=force)
     output(result, json_output, render.training(result))
 
 
 @app.command("gnn")
 def gnn(
     ctx: typer.Context,
-    dim: int = typer.Option(None, "--dim", help="Vector dimension [default: 256]."),
+    dim: int = typer.Option(None, "--dim", help="Vector dimension [default: 128]."),
     min_interactions: int = typer.Option(
         None, "--min-interactions", help="Minimum interactions per book [default: 1]."
     ),
     walk_length: int = typer.Option(None, "--walk-length", help="Steps per walk [default: 20]."),
     walks_per_node: int = typer.Option(
-        None, "--walks-per-node", help="Walks from each node [default: 10]."
+        None, "--walks-per-node", help="Walks from each node [default: 5]."
     ),
     p: float = typer.Option(None, "--p", help="node2vec return parameter [default: 1]."),
     q: float = typer.Option(None, "--q", help="node2vec in-out parameter [default: 0.5]."),
-    window: int = typer.Option(None, "--window", help="Skip-gram window [default: 10]."),
-    epochs: int = typer.Option(None, "--epochs", help="Skip-gram epochs [default: 1]."),
+    window: int = typer.Option(None, "--window", help="Skip-gram window [default: 5]."),
+    epochs: int = typer.Option(None, "--epochs", help="Skip-gram epochs [default: 3]."),
     negative: int = typer.Option(None, "--negative", help="Negative samples [default: 5]."),
     sample: float = typer.Option(
         None,
@@ -100,9 +109,12 @@ def gnn(
     ),
     fold_in: bool = FOLD_IN,
     wait: bool = WAIT,
+    gate: bool = GATE,
+    force: bool = FORCE,
     json_output: bool = JSON,
 ) -> None:
-    """node2vec on the user↔book graph → books.gnn_vector."""
+    """node2vec on the user↔book graph → books.gnn_vector (exit 4: rejected by the quality
+    gate, nothing replaced)."""
     if fold_in:
         options = dict(
             dim=dim, min_interactions=min_interactions, walk_length=walk_length,
@@ -116,5 +128,5 @@ def gnn(
         negative=negative, sample=sample, seed=seed, workers=workers, engine=engine,
     )  # fmt: skip
     with session(ctx, settings, json_output=json_output) as db:
-        result = db.train_gnn(wait=wait)
+        result = db.train_gnn(wait=wait, gate=None if gate else False, force=force)
     output(result, json_output, render.training(result))

@@ -7,11 +7,14 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from bookrec.algorithms.evaluation import Holdout, make_holdout
+from bookrec.algorithms.matrix import InteractionMatrix
 from bookrec.domain import BookText, InteractionArrays
 from bookrec.errors import InputError
 from bookrec.models.base import Model, UserBatch
+from bookrec.models.blend import FALLBACK_BLEND, Blend
 from bookrec.models.fitting import FittedModels, TrainingSet, fit_models, needed_strategies
 from bookrec.progress import Phases
 from bookrec.results import METRICS, EvaluationReport, StrategyResult
@@ -59,8 +62,11 @@ def evaluate(
     held = make_holdout(
         interactions, books, split=split, test_fraction=test_fraction, seed=seed, weights=scheme
     )
-    fitted = fit_models(TrainingSet(held.full, books), settings, strategies, phases)
     needed = needed_strategies(strategies, settings.hybrid)
+    blend = None
+    if "hybrid" in strategies and not settings.hybrid.all_explicit():
+        blend = learn_blend(held.full, books, settings, needed, k, test_fraction, seed, phases)
+    fitted = fit_models(TrainingSet(held.full, books), settings, strategies, phases, blend)
     results = [_measure(strategy, fitted, held, k, needed, phases) for strategy in strategies]
     protocol = {
         **held.summary.to_dict(),
@@ -75,10 +81,44 @@ def evaluate(
         "unserved_users": "count as misses (zero hits)",
         "train_seconds": {name: round(s, 3) for name, s in fitted.train_seconds.items()},
         "skipped_models": fitted.skipped,
+        "hybrid_weights": (fitted.models["hybrid"].weights if "hybrid" in fitted.models else None),
+        "hybrid_blend": blend.to_dict() if blend is not None else None,
     }
     return EvaluationReport(
         k=k, protocol=protocol, results=tuple(results), seconds=time.perf_counter() - started
     )
+
+
+def learn_blend(
+    training: InteractionMatrix,
+    books: Sequence[BookText],
+    settings: Settings,
+    needed: set[str],
+    k: int,
+    fraction: float,
+    seed: int | None,
+    phases: Phases,
+) -> Blend:
+    """Hybrid weights learnt on a validation split carved from the training part: a hashed
+    sample of its users (settings.gate.users) holds out `fraction` of their books; the parts
+    are fitted on the rest and scored on those books."""
+    from bookrec.algorithms.split import hold_out_entries
+    from bookrec.models.blend import fit_blend
+
+    split = hold_out_entries(
+        training.matrix, training.user_ids, training.book_ids, n_users=settings.gate.users,
+        fraction=fraction, seed=42 if seed is None else seed,
+    )  # fmt: skip
+    if len(split.rows) == 0:
+        return FALLBACK_BLEND
+    matrix = InteractionMatrix(split.train, training.user_ids, training.book_ids)
+    parts = needed - {"hybrid"}
+    fitted = fit_models(TrainingSet(matrix, books), settings, parts, phases.within("validation"))
+    rows = split.rows
+    users = UserBatch(training.user_ids[rows], split.train[rows])
+    relevant = sp.csr_matrix(split.held[rows] > 0, dtype=np.int8)
+    with phases.phase("blend"):
+        return fit_blend(fitted.models, users, relevant, split.train[rows], k)
 
 
 def score_function(model: Model | None, held: Holdout):

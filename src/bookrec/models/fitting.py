@@ -13,6 +13,7 @@ from bookrec.algorithms.matrix import InteractionMatrix
 from bookrec.domain import BookText
 from bookrec.errors import NotEnoughDataError
 from bookrec.models.base import Model
+from bookrec.models.blend import Blend
 from bookrec.models.popular import PopularModel
 from bookrec.progress import Phases
 from bookrec.settings import HybridSettings, Settings
@@ -49,21 +50,30 @@ class FittedModels:
 
 
 def needed_strategies(strategies: Iterable[str], hybrid: HybridSettings) -> set[str]:
-    """The strategies to fit: those asked for, and the parts of the hybrid if it is asked for."""
+    """The strategies to fit: those asked for, and the parts of the hybrid if it is asked for
+    (every part a weight may be learnt for, and those given a weight above 0)."""
+    from bookrec.models.blend import PARTS
+
     needed = set(strategies)
     if "hybrid" in needed:
-        weights = hybrid.model_dump()
-        needed |= {name for name, weight in weights.items() if weight > 0} | {"popular"}
+        explicit = hybrid.explicit()
+        needed |= {name for name in PARTS if explicit.get(name, 1.0) > 0} | {"popular"}
     return needed
 
 
 def fit_models(
-    training: TrainingSet, settings: Settings, strategies: Iterable[str], phases: Phases
+    training: TrainingSet,
+    settings: Settings,
+    strategies: Iterable[str],
+    phases: Phases,
+    blend: Blend | None = None,
 ) -> FittedModels:
-    """Fit the models of `strategies` (and of the hybrid's parts) on the training set.
+    """Fit the models of `strategies` (and of the hybrid's parts) on the training set; the
+    hybrid fuses them with `blend`'s weights (the fallback's without), explicit settings first.
 
     A model the data cannot support (too few users or books after its k-core) is left out with
     the reason; any other failure is raised."""
+    from bookrec.models.blend import FALLBACK_BLEND
     from bookrec.models.cf import cf_core, fit_cf
     from bookrec.models.content import content_documents, fit_content
     from bookrec.models.embedding import EmbeddingModel
@@ -98,5 +108,6 @@ def fit_models(
                 fitted.skipped[name] = error.message
             fitted.train_seconds[name] = time.perf_counter() - started
     if "hybrid" in needed:
-        fitted.models["hybrid"] = HybridModel(fitted.models, settings.hybrid.model_dump())
+        weights = (blend or FALLBACK_BLEND).resolve(settings.hybrid)
+        fitted.models["hybrid"] = HybridModel(fitted.models, weights)
     return fitted

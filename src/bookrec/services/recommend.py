@@ -76,7 +76,8 @@ def recommend(
             f"unknown user {user!r}",
             hint="users appear with their interactions: bookrec ingest interactions FILE",
         )
-    wanted = _wanted(strategy, settings)
+    weights = hybrid_weights(repo, settings)
+    wanted = _wanted(strategy, weights)
     catalogue = _Catalogue(repo, [s for s in wanted if s in VECTOR_STRATEGIES])
     history = repo.load_interactions(user_id)
     scheme = settings.weights.scheme()
@@ -89,7 +90,7 @@ def recommend(
         repo, catalogue, users, popularity, wanted, explicit=strategy != "hybrid"
     )
     if strategy == "hybrid":
-        hybrid = HybridModel(models, settings.hybrid.model_dump())
+        hybrid = HybridModel(models, weights)
         parts = hybrid.part_scores(users)
         scores = hybrid.fuse(parts)
         used = [s for s in parts if hybrid.weights.get(s, 0) > 0 and available(parts[s])[0]]
@@ -125,10 +126,22 @@ def recommend(
     )
 
 
-def _wanted(strategy: str, settings: Settings) -> list[str]:
+def hybrid_weights(repo: Repository, settings: Settings) -> dict[str, float]:
+    """The fusion weights: the explicitly set ones over the published learnt ones (table
+    hybrid_weights, written by the last train that passed the quality gate), or over the
+    fallback's before any."""
+    from bookrec.models.blend import FALLBACK_BLEND, Blend
+
+    published = repo.hybrid_weights()
+    if not published:
+        return FALLBACK_BLEND.resolve(settings.hybrid)
+    learnt = Blend({name: weight for name, (weight, _, _) in published.items()}, "learnt")
+    return learnt.resolve(settings.hybrid)
+
+
+def _wanted(strategy: str, weights: dict[str, float]) -> list[str]:
     if strategy != "hybrid":
         return [strategy]
-    weights = settings.hybrid.model_dump()
     return [s for s in ("cf", "gnn", "content", "popular") if weights[s] > 0] or ["popular"]
 
 

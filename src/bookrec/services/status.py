@@ -50,10 +50,12 @@ def collect_status(repo: Repository, settings: Settings, now: float | None = Non
         name: _family(repo, name, snapshot_name(name) in snapshots) for name in VECTOR_FAMILIES
     }
     strategies = _strategies(counts, families)
+    trend = gate_trend(repo)
     warnings = [
         *_data_warnings(counts, settings, now),
         *_strategy_warnings(strategies),
         *_vector_warnings(families, settings, now),
+        *_gate_warnings(trend),
     ]
     return StatusReport(
         database,
@@ -62,7 +64,50 @@ def collect_status(repo: Repository, settings: Settings, now: float | None = Non
         vectors=families,
         event_counts_snapshot=EVENT_COUNTS_SNAPSHOT in snapshots,
         strategies=strategies,
+        gate_trend=trend,
     )
+
+
+TREND_RUNS = 5
+
+
+def gate_trend(repo: Repository) -> dict[str, list[dict[str, Any]]]:
+    """The last runs of cf and gnn, newest first, with their gate figures."""
+    trend: dict[str, list[dict[str, Any]]] = {}
+    for model in ("cf", "gnn"):
+        rows = []
+        for run in repo.runs(model, limit=TREND_RUNS):
+            gate = (run.metrics or {}).get("gate") or {}
+            rows.append(
+                {
+                    "run": run.id,
+                    "status": run.status,
+                    **{key: gate.get(key) for key in ("candidate", "popular", "published")},
+                }
+            )
+        if rows:
+            trend[model] = rows
+    return trend
+
+
+def _gate_warnings(trend: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """A model whose last finished run the gate rejected: its vectors are older than asked."""
+    warnings = []
+    for model, rows in trend.items():
+        finished = [row for row in rows if row["status"] not in ("running", "died")]
+        if finished and finished[0]["status"] == "rejected":
+            row = finished[0]
+            warnings.append(
+                f"{model} run {row['run']} was rejected by the quality gate (nDCG"
+                f" {row['candidate']:.4f} against popular {row['popular']:.4f}, published"
+                f" {_figure(row['published'])}): the published {model} vectors are older;"
+                f" see bookrec status --json, retrain, or train {model} --force"
+            )
+    return warnings
+
+
+def _figure(value: float | None) -> str:
+    return "none" if value is None else f"{value:.4f}"
 
 
 def _run_summary(run: TrainingRun | None) -> RunSummary | None:

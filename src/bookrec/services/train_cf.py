@@ -5,10 +5,16 @@ from __future__ import annotations
 import time
 from functools import partial
 
-from bookrec.models.cf import cf_core, cf_regularization, fit_cf
+import numpy as np
+
+from bookrec.algorithms.matrix import InteractionMatrix
+from bookrec.errors import GateRejectedError
+from bookrec.models.cf import CfVectors, cf_core, cf_regularization, fit_cf
+from bookrec.models.gate import MIN_USERS, gate_split, training_part
 from bookrec.progress import Phases
 from bookrec.results import TrainCfResult
 from bookrec.services.fold_in import fold_in_grams
+from bookrec.services.gate import judge, skipped
 from bookrec.services.training import (
     counting_book_events,
     load_training_data,
@@ -16,14 +22,22 @@ from bookrec.services.training import (
     run_result,
     training_lock,
 )
-from bookrec.settings import Settings
+from bookrec.settings import CfSettings, Settings
 from bookrec.storage.base import Repository
 
 
 def train_cf(
-    repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False
+    repo: Repository,
+    settings: Settings,
+    phases: Phases,
+    *,
+    wait: bool = False,
+    gate: bool | None = None,
+    force: bool = False,
 ) -> TrainCfResult:
-    """Train and write back in one transaction."""
+    """Train, pass the quality gate (settings.gate.enabled unless `gate` says otherwise;
+    `force` publishes a rejected candidate anyway) and write back in one transaction.
+    GateRejectedError (exit 4) when the gate rejects: nothing is replaced."""
     cf = settings.cf
     started = time.perf_counter()
     if cf.engine == "spark":  # before any work: pyspark and Java are there
@@ -37,25 +51,53 @@ def train_cf(
             **cf.model_dump(),
             "regularization_used": round(cf_regularization(core, cf), 6),
             "weights": settings.weights.model_dump(),
+            "gate": settings.gate.model_dump() if use_gate(settings, gate) else None,
         }
         if cf.engine == "spark":
             parameters["spark"] = {"master": settings.spark.master}
+        rejected = None
         with recorded_run(repo, "cf", parameters, phases) as run_id:
+            split = gate_split(core, settings.gate) if use_gate(settings, gate) else None
+            checked, hybrid_rows = None, None
+            if split is not None and len(split.rows) < MIN_USERS:
+                checked, split = skipped("cf", settings, len(split.rows)), None
+            training = training_part(core, split) if split is not None else core
             with phases.phase("fit", total=cf.iterations) as update:
-                fit = fit_cf(core, cf, update, settings.spark)
-            result = run_result(data, phases, metrics={"pairs": fit.pairs, **fit.engine_stats})
+                fit = fit_cf(training, cf, update, settings.spark)
             vectors = fit.vectors
-            with phases.phase("write", total=data.n_users + data.n_books) as update:
-                write_started = time.perf_counter()
-                with counting_book_events(data.interactions) as event_counts:
-                    repo.replace_vectors(
-                        "cf", run_id, result,
-                        book_ids=vectors.book_ids, book_vectors=vectors.book_vectors,
-                        user_ids=vectors.user_ids, user_vectors=vectors.user_vectors,
-                        on_progress=update, event_counts=event_counts,
-                        artifacts=fold_in_grams(vectors.user_vectors, vectors.book_vectors),
-                    )  # fmt: skip
-                write_seconds = time.perf_counter() - write_started
+            if split is not None:
+                outcome = judge(
+                    repo, settings, "cf", vectors.model(core.book_ids), core, split, phases,
+                    force=force,
+                )  # fmt: skip
+                checked = outcome.result
+                hybrid_rows = outcome.hybrid_rows()
+                vectors = _with_full_rows(vectors, core, split.rows, fit.regularization, cf)
+            metrics = {"pairs": fit.pairs, **fit.engine_stats}
+            if checked is not None:
+                metrics["gate"] = checked.to_dict()
+            result = run_result(data, phases, metrics=metrics)
+            if checked is not None and not checked.passed and not force:
+                rejected = checked
+                repo.finish_run(
+                    run_id, "rejected", **{**result, "phases": phases.seconds},
+                    error=f"rejected by the quality gate: {checked.reason}",
+                )  # fmt: skip
+            else:
+                with phases.phase("write", total=data.n_users + data.n_books) as update:
+                    write_started = time.perf_counter()
+                    with counting_book_events(data.interactions) as event_counts:
+                        repo.replace_vectors(
+                            "cf", run_id, result,
+                            book_ids=vectors.book_ids, book_vectors=vectors.book_vectors,
+                            user_ids=vectors.user_ids, user_vectors=vectors.user_vectors,
+                            on_progress=update, event_counts=event_counts,
+                            hybrid_weights=hybrid_rows,
+                            artifacts=fold_in_grams(vectors.user_vectors, vectors.book_vectors),
+                        )  # fmt: skip
+                    write_seconds = time.perf_counter() - write_started
+        if rejected is not None:
+            raise GateRejectedError("cf", run_id, rejected.reason or "")
         # The write phase's own time is known only after its commit.
         repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
     return TrainCfResult(
@@ -72,4 +114,28 @@ def train_cf(
         phases=phases.seconds,
         vectors_per_second=round((data.n_users + data.n_books) / max(write_seconds, 1e-9)),
         seconds=round(time.perf_counter() - started, 3),
+        gate=checked,
     )
+
+
+def use_gate(settings: Settings, gate: bool | None) -> bool:
+    return settings.gate.enabled if gate is None else gate
+
+
+def _with_full_rows(
+    vectors: CfVectors,
+    core: InteractionMatrix,
+    rows: np.ndarray,
+    regularization: float,
+    cf: CfSettings,
+) -> CfVectors:
+    """The candidate's vectors with the held-out users' re-solved on all their rows, so the
+    published vectors lose none of their data."""
+    from bookrec.algorithms.cf import solve_users
+
+    user_vectors = vectors.user_vectors.copy()
+    user_vectors[rows] = solve_users(
+        vectors.book_vectors, core.matrix[rows], regularization=regularization,
+        alpha=cf.alpha, threads=cf.threads,
+    )  # fmt: skip
+    return CfVectors(vectors.user_ids, user_vectors, vectors.book_ids, vectors.book_vectors)

@@ -5,9 +5,15 @@ from __future__ import annotations
 import time
 from functools import partial
 
+from bookrec.algorithms.scoring import popularity
+from bookrec.errors import GateRejectedError
+from bookrec.models.embedding import EmbeddingModel
+from bookrec.models.gate import MIN_USERS, gate_split, training_part
 from bookrec.models.gnn import check_engine_available, fit_gnn, gnn_core
 from bookrec.progress import Phases
 from bookrec.results import TrainGnnResult
+from bookrec.services.gate import judge, skipped
+from bookrec.services.train_cf import use_gate
 from bookrec.services.training import (
     counting_book_events,
     load_training_data,
@@ -20,9 +26,15 @@ from bookrec.storage.base import Repository
 
 
 def train_gnn(
-    repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False
+    repo: Repository,
+    settings: Settings,
+    phases: Phases,
+    *,
+    wait: bool = False,
+    gate: bool | None = None,
+    force: bool = False,
 ) -> TrainGnnResult:
-    """Train and write back in one transaction."""
+    """Train, pass the quality gate (as train_cf) and write back in one transaction."""
     gnn = settings.gnn
     started = time.perf_counter()
     if gnn.engine == "spark":  # before any work: pyspark and Java are there
@@ -32,19 +44,47 @@ def train_gnn(
     check_engine_available(gnn)  # a usage error, not a failed run
     with training_lock(repo, "gnn", wait=wait):
         data = load_training_data(repo, settings, phases, partial(gnn_core, settings=gnn))
-        parameters = {**gnn.model_dump(), "weights": settings.weights.model_dump()}
+        parameters = {
+            **gnn.model_dump(),
+            "weights": settings.weights.model_dump(),
+            "gate": settings.gate.model_dump() if use_gate(settings, gate) else None,
+        }
+        rejected = None
         with recorded_run(repo, "gnn", parameters, phases) as run_id:
-            fit = fit_gnn(data.matrix, gnn, phases, settings.spark)
-            result = run_result(data, phases, metrics={"edges": fit.edges, **fit.stats})
-            with (
-                phases.phase("write", total=data.n_books) as update,
-                counting_book_events(data.interactions) as event_counts,
-            ):
-                repo.replace_vectors(
-                    "gnn", run_id, result, book_ids=fit.vectors.book_ids,
-                    book_vectors=fit.vectors.vectors, on_progress=update,
-                    event_counts=event_counts,
+            core = data.matrix
+            split = gate_split(core, settings.gate) if use_gate(settings, gate) else None
+            checked, hybrid_rows = None, None
+            if split is not None and len(split.rows) < MIN_USERS:
+                checked, split = skipped("gnn", settings, len(split.rows)), None
+            training = training_part(core, split) if split is not None else core
+            fit = fit_gnn(training, gnn, phases, settings.spark)
+            if split is not None:
+                candidate = EmbeddingModel(fit.vectors, core.book_ids, popularity(split.train))
+                outcome = judge(repo, settings, "gnn", candidate, core, split, phases, force=force)
+                checked = outcome.result
+                hybrid_rows = outcome.hybrid_rows()
+            metrics = {"edges": fit.edges, **fit.stats}
+            if checked is not None:
+                metrics["gate"] = checked.to_dict()
+            result = run_result(data, phases, metrics=metrics)
+            if checked is not None and not checked.passed and not force:
+                rejected = checked
+                repo.finish_run(
+                    run_id, "rejected", **{**result, "phases": phases.seconds},
+                    error=f"rejected by the quality gate: {checked.reason}",
                 )  # fmt: skip
+            else:
+                with (
+                    phases.phase("write", total=data.n_books) as update,
+                    counting_book_events(data.interactions) as event_counts,
+                ):
+                    repo.replace_vectors(
+                        "gnn", run_id, result, book_ids=fit.vectors.book_ids,
+                        book_vectors=fit.vectors.vectors, on_progress=update,
+                        event_counts=event_counts, hybrid_weights=hybrid_rows,
+                    )  # fmt: skip
+        if rejected is not None:
+            raise GateRejectedError("gnn", run_id, rejected.reason or "")
         repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
     return TrainGnnResult(
         run_id=run_id,
@@ -57,4 +97,5 @@ def train_gnn(
         engine_stats=fit.stats,
         phases=phases.seconds,
         seconds=round(time.perf_counter() - started, 3),
+        gate=checked,
     )

@@ -169,12 +169,17 @@ class Repository:
         artifacts: dict[str, bytes] | None = None,
         on_progress: ProgressCallback | None = None,
         event_counts: BookEventCounts | Callable[[], BookEventCounts] | None = None,
+        hybrid_weights: dict[str, tuple[float, float | None]] | None = None,
     ) -> None:
         """See Vectors.replace."""
         self.vectors.replace(
             family, run_id, run_result, book_ids, book_vectors, user_ids, user_vectors,
-            artifacts, on_progress, event_counts,
+            artifacts, on_progress, event_counts, hybrid_weights,
         )  # fmt: skip
+
+    def hybrid_weights(self) -> dict[str, tuple[float, float | None, int | None]]:
+        """The published hybrid weights: strategy -> (weight, prior, run_id); {} if none."""
+        return self.training_runs.hybrid_weights()
 
     def update_vectors(
         self,

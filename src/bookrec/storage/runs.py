@@ -23,7 +23,7 @@ DIED_ERROR = "the process running it ended before the run finished (killed?)"
 class TrainingRun:
     id: int
     model: str
-    status: str  # running, succeeded, failed, or (derived) died
+    status: str  # running, succeeded, failed, rejected, or (derived) died
     parameters: dict[str, Any]
     started_at: float
     finished_at: float | None
@@ -88,6 +88,27 @@ class Runs:
         sql = f"INSERT INTO model_artifacts (run_id, name, data) VALUES ({self.dialect.marks(3)})"
         for name, data in artifacts.items():
             self.dialect.execute(sql, (run_id, name, data))
+
+    def replace_hybrid_weights(
+        self, run_id: int, weights: dict[str, tuple[float, float | None]]
+    ) -> None:
+        """The hybrid_weights rows (strategy -> (weight, prior)), inside the caller's
+        transaction."""
+        d = self.dialect
+        d.execute("DELETE FROM hybrid_weights")
+        for strategy, (weight, prior) in weights.items():
+            d.execute(
+                "INSERT INTO hybrid_weights (strategy, weight, prior, run_id, updated_at)"
+                f" VALUES ({d.marks(4)}, {d.now})",
+                (strategy, float(weight), prior, run_id),
+            )
+
+    def hybrid_weights(self) -> dict[str, tuple[float, float | None, int | None]]:
+        """strategy -> (weight, prior, run_id) of the published hybrid weights."""
+        rows = self.dialect.execute(
+            "SELECT strategy, weight, prior, run_id FROM hybrid_weights"
+        ).fetchall()
+        return {r[0]: (float(r[1]), None if r[2] is None else float(r[2]), r[3]) for r in rows}
 
     def list(self, model: str | None = None, limit: int = 20) -> list[TrainingRun]:
         """The latest runs, newest first; a `running` one whose process is gone as `died`."""

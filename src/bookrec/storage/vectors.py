@@ -159,10 +159,12 @@ class Vectors(ABC):
         artifacts: dict[str, bytes] | None = None,
         on_progress: ProgressCallback | None = None,
         event_counts: BookEventCounts | Callable[[], BookEventCounts] | None = None,
+        hybrid_weights: dict[str, tuple[float, float | None]] | None = None,
     ) -> None:
         """In one transaction: write the family's vectors, NULL it everywhere else, store the
-        snapshots recommend reads (with `event_counts`, if given, for popularity) and mark the
-        run succeeded with run_result (finish_run's fields). Nothing changes on error.
+        snapshots recommend reads (with `event_counts`, if given, for popularity), the
+        `hybrid_weights` if given (strategy -> (weight, prior)), and mark the run succeeded
+        with run_result (finish_run's fields). Nothing changes on error.
 
         `event_counts` may be a function returning them, called once the vectors are written:
         the caller can compute them meanwhile."""
@@ -171,7 +173,7 @@ class Vectors(ABC):
             sides.append(("users", user_ids, user_vectors))
         self._write(
             family, run_id, run_result, _checked(family, sides), artifacts, on_progress, True,
-            event_counts,
+            event_counts, hybrid_weights,
         )  # fmt: skip
 
     def update(
@@ -197,6 +199,7 @@ class Vectors(ABC):
         on_progress: ProgressCallback | None,
         clear_others: bool,
         event_counts: BookEventCounts | Callable[[], BookEventCounts] | None,
+        hybrid_weights: dict[str, tuple[float, float | None]] | None = None,
     ) -> None:
         """The one transaction of replace / update."""
         total = sum(len(ids) for _, ids, _ in sides)
@@ -216,6 +219,8 @@ class Vectors(ABC):
             if callable(event_counts):
                 event_counts = event_counts()
             self._write_snapshots(family, sides, event_counts, clear_others)
+            if hybrid_weights is not None:
+                self.runs.replace_hybrid_weights(run_id, hybrid_weights)
             self.runs.finish_in_transaction(run_id, "succeeded", run_result)
 
     def _write_snapshots(

@@ -1,0 +1,199 @@
+"""Fusion weights learnt on validation scores: the hybrid never ranks below its best part.
+
+Given, for a set of validation users, every strategy's scores over the catalogue, the books
+they must not be shown (their training books) and their held-out books, `candidate_scores`
+keeps each user's top books of every strategy (the only books a fused top-k can be made of,
+up to ties far down the lists) with their per-user normalised scores, as `fuse` normalises
+them. `fit_weights` then searches weights by coordinate ascent over a small grid, starting
+from the best single strategy (weight 1, the others 0), and accepts a change only when its
+gain in mean nDCG@k is significant: more than `min_gain_se` standard errors of the paired
+per-user differences. So on validation the fusion is never below its best single strategy,
+and a strategy that adds nothing keeps weight 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+# Weights of the other strategies relative to the best one's 1.
+WEIGHT_GRID: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+CANDIDATES_PER_STRATEGY = 100
+MIN_GAIN_SE = 2.0
+FALLBACK = "popular"
+
+
+@dataclass(frozen=True, eq=False)
+class CandidateScores:
+    """Validation users' candidate books: `z` (strategies, users, candidates) normalised
+    scores (-inf for padding), `served` (strategies, users), `hits` (users, candidates) and
+    each user's number of held-out books."""
+
+    names: tuple[str, ...]
+    z: np.ndarray
+    served: np.ndarray
+    hits: np.ndarray
+    n_relevant: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return int(self.hits.shape[0])
+
+
+@dataclass(frozen=True)
+class WeightFit:
+    """The weights found, mean nDCG@k on validation of each strategy alone and of the fusion,
+    and how many users they were measured on."""
+
+    weights: dict[str, float]
+    single: dict[str, float]
+    fused: float
+    users: int
+
+
+def candidate_scores(
+    score_fn: Callable[[np.ndarray], Mapping[str, np.ndarray]],
+    relevant: sp.csr_matrix,
+    exclude: sp.csr_matrix,
+    per_strategy: int = CANDIDATES_PER_STRATEGY,
+    batch_size: int = 512,
+) -> CandidateScores:
+    """The candidates of the users (rows of `relevant`) with relevant books; score_fn(rows)
+    gives each strategy's (len(rows), n_books) scores of those rows."""
+    from bookrec.algorithms.scoring import available, normalised
+
+    relevant = sp.csr_matrix(relevant)
+    exclude = sp.csr_matrix(exclude)
+    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    blocks: list[tuple] = []
+    names: tuple[str, ...] = ()
+    for start in range(0, len(users), batch_size):
+        rows = users[start : start + batch_size]
+        parts = score_fn(rows)
+        names = tuple(parts)
+        seen = exclude[rows].toarray() > 0
+        picks, zs, served = [], [], []
+        for name in names:
+            scores = np.asarray(parts[name], dtype=np.float32)
+            z = normalised(scores)
+            served.append(available(scores))
+            masked = np.where(seen | ~np.isfinite(scores), -np.inf, scores)
+            take = min(per_strategy, masked.shape[1])
+            top = np.argpartition(-masked, take - 1, axis=1)[:, :take]
+            picks.append(np.where(np.isfinite(np.take_along_axis(masked, top, 1)), top, -1))
+            zs.append(z)
+        candidates = np.sort(np.concatenate(picks, axis=1), axis=1)
+        repeated = np.zeros(candidates.shape, dtype=bool)
+        repeated[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
+        valid = (candidates >= 0) & ~repeated
+        safe = np.where(valid, candidates, 0)
+        z = np.stack([np.take_along_axis(z, safe, 1) for z in zs])
+        z[:, ~valid] = -np.inf
+        hit = np.take_along_axis(relevant[rows].toarray() > 0, safe, 1) & valid
+        blocks.append((z, np.stack(served), hit))
+    if not blocks:
+        empty = np.zeros((0, 0), dtype=bool)
+        return CandidateScores((), np.zeros((0, 0, 0), np.float32), empty, empty, np.zeros(0))
+    width = max(b[2].shape[1] for b in blocks)
+
+    def padded(array: np.ndarray, fill: float | bool) -> np.ndarray:
+        pad = [(0, 0)] * (array.ndim - 1) + [(0, width - array.shape[-1])]
+        return np.pad(array, pad, constant_values=fill)
+
+    return CandidateScores(
+        names=names,
+        z=np.concatenate([padded(b[0], -np.inf) for b in blocks], axis=1),
+        served=np.concatenate([b[1] for b in blocks], axis=1),
+        hits=np.concatenate([padded(b[2], False) for b in blocks]),
+        n_relevant=np.diff(relevant.indptr)[users],
+    )
+
+
+def fused_ndcg(candidates: CandidateScores, weights: Mapping[str, float], k: int) -> np.ndarray:
+    """Per-user nDCG@k of the fusion with `weights`, as `scoring.fuse` ranks: the weighted
+    strategies that serve a user, else the popular part alone."""
+    n_users, width = candidates.hits.shape
+    total = np.zeros((n_users, width), dtype=np.float32)
+    used = np.zeros(n_users, dtype=bool)
+    valid = np.isfinite(candidates.z[0]) if len(candidates.names) else np.zeros_like(total, bool)
+    for index, name in enumerate(candidates.names):
+        weight = float(weights.get(name, 0.0))
+        if weight <= 0:
+            continue
+        serves = candidates.served[index]
+        total[serves] += weight * np.where(valid[serves], candidates.z[index][serves], 0.0)
+        used |= serves
+    if FALLBACK in candidates.names and not used.all():
+        lonely = ~used
+        total[lonely] = candidates.z[candidates.names.index(FALLBACK)][lonely]
+    total[~valid] = -np.inf
+    return ndcg_of_scores(total, candidates.hits, candidates.n_relevant, k)
+
+
+def ndcg_of_scores(
+    scores: np.ndarray, hits: np.ndarray, n_relevant: np.ndarray, k: int
+) -> np.ndarray:
+    """Per-row nDCG@k of ranking the candidates by score (ties by position)."""
+    take = min(k, scores.shape[1])
+    if take == 0:
+        return np.zeros(len(scores))
+    top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+    order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, 1)
+    ranked_hits = np.take_along_axis(hits, top, 1) & np.isfinite(np.take_along_axis(scores, top, 1))
+    discounts = 1.0 / np.log2(np.arange(2, take + 2))
+    ideal = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))[np.clip(n_relevant, 1, k) - 1]
+    return ranked_hits @ discounts / ideal
+
+
+def significant_gain(new: np.ndarray, old: np.ndarray, min_gain_se: float) -> bool:
+    """Whether new's mean beats old's by more than min_gain_se standard errors of the paired
+    per-user differences."""
+    diff = np.asarray(new, dtype=np.float64) - np.asarray(old, dtype=np.float64)
+    if len(diff) < 2:
+        return False
+    gain = diff.mean()
+    error = diff.std(ddof=1) / np.sqrt(len(diff))
+    return bool(gain > 0 and gain > min_gain_se * error)
+
+
+def fit_weights(
+    candidates: CandidateScores,
+    k: int = 10,
+    *,
+    grid: Sequence[float] = WEIGHT_GRID,
+    min_gain_se: float = MIN_GAIN_SE,
+    max_passes: int = 3,
+) -> WeightFit:
+    """Coordinate ascent from the best single strategy; see the module's docstring."""
+    names = candidates.names
+    if not names or candidates.n_users == 0:
+        return WeightFit({FALLBACK: 1.0}, {}, float("nan"), 0)
+    single = {name: fused_ndcg(candidates, {name: 1.0}, k) for name in names}
+    best = max(names, key=lambda name: (single[name].mean(), name == FALLBACK))
+    weights = {name: (1.0 if name == best else 0.0) for name in names}
+    current = single[best]
+    for _ in range(max_passes):
+        changed = False
+        for name in names:
+            if name == best:
+                continue
+            trials = [
+                (value, fused_ndcg(candidates, {**weights, name: value}, k))
+                for value in grid
+                if value != weights[name]
+            ]
+            value, per_user = max(trials, key=lambda trial: trial[1].mean())
+            if significant_gain(per_user, current, min_gain_se):
+                weights[name], current, changed = value, per_user, True
+        if not changed:
+            break
+    return WeightFit(
+        weights={name: float(w) for name, w in weights.items()},
+        single={name: float(values.mean()) for name, values in single.items()},
+        fused=float(current.mean()),
+        users=candidates.n_users,
+    )

@@ -1,0 +1,141 @@
+"""The quality gate of train cf / train gnn: the candidate against popularity and against the
+published vectors on the same held-out pairs (models.gate), before anything is replaced.
+
+A candidate is rejected when it ranks below popularity, or below the published model by more
+than settings.gate.tolerance (absolute nDCG@k). The same held-out scores of every family with
+vectors (the candidate's own, the others' published ones) give the hybrid weights a passing
+run publishes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from bookrec.algorithms.matrix import InteractionMatrix
+from bookrec.algorithms.split import MatrixHoldout
+from bookrec.models.base import BookVectors, Model
+from bookrec.models.blend import Blend
+from bookrec.models.gate import PUBLISHED, measure, resolved_cf, verdict
+from bookrec.progress import Phases
+from bookrec.results import GateResult
+from bookrec.settings import Settings
+from bookrec.storage.base import Repository
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    result: GateResult
+    blend: Blend
+
+    def hybrid_rows(self) -> dict[str, tuple[float, float | None]]:
+        """What the hybrid_weights table holds: strategy -> (weight, prior)."""
+        from bookrec.algorithms.scoring import DEFAULT_PRIOR
+
+        return {
+            name: (weight, DEFAULT_PRIOR.get(name)) for name, weight in self.blend.weights.items()
+        }
+
+
+def skipped(model: str, settings: Settings, users: int) -> GateResult:
+    gate = settings.gate
+    return GateResult(
+        model=model, k=gate.k, users=users, candidate=None, popular=None, published=None,
+        tolerance=gate.tolerance, passed=True,
+        skipped=f"{users} held-out users: too few to judge",
+    )  # fmt: skip
+
+
+def judge(
+    repo: Repository,
+    settings: Settings,
+    model: str,
+    candidate: Model,
+    core: InteractionMatrix,
+    split: MatrixHoldout,
+    phases: Phases,
+    *,
+    force: bool = False,
+) -> GateOutcome:
+    """Measure `candidate` (of family `model`, fitted on split.train) on the held-out pairs."""
+    from bookrec.algorithms.scoring import popularity
+    from bookrec.models.popular import PopularModel
+
+    started = time.perf_counter()
+    with phases.phase("gate"):
+        catalogue = core.book_ids
+        book_popularity = popularity(split.train)
+        models: dict[str, Model] = {
+            "popular": PopularModel(catalogue, book_popularity),
+            model: candidate,
+        }
+        published = _published(repo, settings, core, split, book_popularity)
+        if model in published:
+            models[PUBLISHED] = published.pop(model)
+        models |= published
+        figures = measure(models, split, core, settings.gate.k)
+    reason = verdict(figures, model, settings.gate.tolerance)
+    result = GateResult(
+        model=model,
+        k=settings.gate.k,
+        users=figures.users,
+        candidate=figures.ndcg[model],
+        popular=figures.ndcg["popular"],
+        published=figures.ndcg.get(PUBLISHED),
+        tolerance=settings.gate.tolerance,
+        passed=reason is None,
+        reason=reason,
+        forced=force and reason is not None,
+        hybrid_weights=figures.blend.weights,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    return GateOutcome(result, figures.blend)
+
+
+def held_out_by(repo: Repository, family: str, settings: Settings) -> bool:
+    """Whether the published vectors of `family` were fitted without the pairs this gate holds
+    out: their run passed a gate of the same users and seed. Vectors fitted on those pairs
+    would be scored on what they learnt, so they are neither compared with nor blended."""
+    run = repo.latest_run(family)
+    gate = (run.metrics or {}).get("gate") if run else None
+    if not gate or gate.get("skipped"):
+        return False
+    held = run.parameters.get("gate") or {}
+    return held.get("users") == settings.gate.users and held.get("seed") == settings.gate.seed
+
+
+def _published(
+    repo: Repository,
+    settings: Settings,
+    core: InteractionMatrix,
+    split: MatrixHoldout,
+    book_popularity: np.ndarray,
+) -> dict[str, Model]:
+    """The published models of every family with vectors, over the core's books; cf with
+    the held-out users' vectors re-solved on their training rows."""
+    from bookrec.models.embedding import EmbeddingModel
+
+    models: dict[str, Model] = {}
+    families = ["content"] + [f for f in ("cf", "gnn") if held_out_by(repo, f, settings)]
+    loaded = repo.load_vector_families(families)
+    for family, (ids, vectors) in loaded.items():
+        if len(ids) == 0:
+            continue
+        if family == "cf":
+            run = repo.latest_run("cf")
+            parameters = run.parameters if run else {}
+            regularization = parameters.get("regularization_used")
+            if regularization is None:
+                from bookrec.models.cf import cf_regularization
+
+                regularization = cf_regularization(core, settings.cf)
+            alpha = float(parameters.get("alpha", settings.cf.alpha))
+            cf = resolved_cf(ids, vectors, core, split.rows, split.train, regularization, alpha)
+            models["cf"] = cf.model(core.book_ids)
+        else:
+            models[family] = EmbeddingModel(
+                BookVectors(family, ids, vectors), core.book_ids, book_popularity
+            )
+    return models

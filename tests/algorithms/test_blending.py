@@ -1,0 +1,76 @@
+"""Learnt fusion weights: never below the best part on validation, 0 for a useless part."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from bookrec.algorithms.blending import candidate_scores, fit_weights, fused_ndcg
+from bookrec.algorithms.split import hold_out_entries
+
+
+def _problem(n_users: int = 600, n_books: int = 400, seed: int = 0):
+    """Relevant books, a strong and a weak informative strategy, noise, and popularity."""
+    rng = np.random.default_rng(seed)
+    relevant = sp.random(n_users, n_books, density=0.02, random_state=seed, format="csr")
+    relevant.data[:] = 1
+    truth = relevant.toarray()
+    parts = {
+        "cf": truth * 2.0 + rng.normal(size=truth.shape),
+        "gnn": truth * 1.0 + rng.normal(size=truth.shape),
+        "content": rng.normal(size=truth.shape),  # useless
+        "popular": np.tile(rng.random(n_books), (n_users, 1)),
+    }
+    exclude = sp.csr_matrix((n_users, n_books))
+    return parts, relevant, exclude
+
+
+def _candidates(parts, relevant, exclude):
+    return candidate_scores(lambda rows: {n: s[rows] for n, s in parts.items()}, relevant, exclude)
+
+
+def test_useless_strategy_gets_weight_zero_and_fusion_beats_best_part():
+    parts, relevant, exclude = _problem()
+    candidates = _candidates(parts, relevant, exclude)
+    fit = fit_weights(candidates, k=10)
+    assert fit.weights["content"] == 0.0
+    assert fit.weights["cf"] == 1.0  # the best single part anchors the fusion
+    assert fit.weights["gnn"] > 0  # informative and independent noise: it helps
+    assert fit.fused >= max(fit.single.values())
+    assert fit.single["cf"] > fit.single["gnn"] > fit.single["content"]
+
+
+def test_only_noise_beside_the_best_part_leaves_the_best_part_alone():
+    parts, relevant, exclude = _problem(seed=3)
+    noise_only = {"cf": parts["cf"], "content": parts["content"], "popular": parts["popular"]}
+    fit = fit_weights(_candidates(noise_only, relevant, exclude), k=10)
+    assert fit.weights == {"cf": 1.0, "content": 0.0, "popular": 0.0}
+    assert fit.fused == fit.single["cf"]
+
+
+def test_fused_ndcg_of_one_part_matches_the_exact_metric():
+    from bookrec.algorithms.metrics import ndcg_at_k
+    from bookrec.algorithms.ranking import top_k
+
+    parts, relevant, exclude = _problem(n_users=50, seed=5)
+    candidates = _candidates(parts, relevant, exclude)
+    approx = fused_ndcg(candidates, {"cf": 1.0}, 10)
+    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    exact = ndcg_at_k(top_k(parts["cf"][users].astype(np.float32), 10), relevant[users])
+    np.testing.assert_allclose(approx, exact, atol=1e-6)
+
+
+IDS = (np.arange(300) * 7, np.arange(80))
+
+
+def test_hold_out_entries_never_keeps_a_held_entry_in_train():
+    rng = np.random.default_rng(1)
+    matrix = sp.random(300, 80, density=0.1, random_state=1, format="csr", dtype=np.float32)
+    matrix.data[:] = rng.random(matrix.nnz) + 0.5
+    split = hold_out_entries(matrix, *IDS, n_users=50, max_share=0.1, seed=3)
+    assert len(split.rows) == min(50, int(0.1 * np.count_nonzero(np.diff(matrix.indptr) >= 3)))
+    assert split.train.multiply(split.held).nnz == 0
+    assert (split.train + split.held != matrix).nnz == 0
+    assert set(np.unique(split.held.nonzero()[0])) == set(split.rows.tolist())
+    again = hold_out_entries(matrix, *IDS, n_users=50, max_share=0.1, seed=3)
+    assert (again.held != split.held).nnz == 0

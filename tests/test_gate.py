@@ -1,0 +1,138 @@
+"""The quality gate of train cf / train gnn, the hybrid weights it publishes, schema v4."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import bookrec
+from bookrec.storage import open_repository
+from tests.planted import write_planted
+
+SABOTAGE = ("--factors", "2", "--iterations", "1", "--regularization", "1000")
+
+
+@pytest.fixture
+def planted(cli, tmp_path):
+    """400 users in 4 taste groups: 40 held-out users, enough for the gate to judge."""
+    books, events = write_planted(tmp_path, groups=4, users_per_group=100, per_user=8)
+    cli.ok("ingest", "books", str(books), "--skip-embeddings")
+    cli.ok("ingest", "interactions", str(events))
+    return cli
+
+
+def _cf_vectors(url):
+    with open_repository(url) as repo:
+        return repo.load_vectors("cf", "books"), repo.load_vectors("cf", "users")
+
+
+def _train_cf(cli, *args):
+    result = cli("train", "cf", "--factors", "16", *args, "--json")
+    return result, (json.loads(result.stdout) if result.exit_code == 0 else None)
+
+
+def test_gate_rejects_a_sabotaged_cf_run_and_keeps_the_published_vectors(planted):
+    first, summary = _train_cf(planted)
+    assert first.exit_code == 0, first.output
+    gate = summary["gate"]
+    assert gate["passed"] and gate["users"] == 40 and gate["published"] is None
+    assert gate["candidate"] > gate["popular"]
+    again, summary = _train_cf(planted)
+    assert again.exit_code == 0 and summary["gate"]["published"] is not None
+    assert summary["gate"]["candidate"] >= summary["gate"]["published"] - 0.03
+    (book_ids, books), (user_ids, users) = _cf_vectors(planted.url)
+
+    rejected = planted("train", "cf", *SABOTAGE)
+    assert rejected.exit_code == 4, rejected.output
+    assert "rejected by the quality gate" in rejected.stderr
+    (book_ids2, books2), (user_ids2, users2) = _cf_vectors(planted.url)
+    np.testing.assert_array_equal(books, books2)
+    np.testing.assert_array_equal(users, users2)
+    np.testing.assert_array_equal(book_ids, book_ids2)
+    np.testing.assert_array_equal(user_ids, user_ids2)
+    with open_repository(planted.url) as repo:
+        run = repo.runs("cf", limit=1)[0]
+        assert run.status == "rejected" and "quality gate" in run.error
+        assert run.metrics["gate"]["candidate"] < run.metrics["gate"]["published"]
+        assert repo.latest_run("cf").id == run.id - 1  # the last published run
+    status = planted("status")
+    assert "rejected by the quality gate" in status.stdout
+    assert planted("status", "--check").exit_code == 3
+    trend = json.loads(planted.ok("status", "--json").stdout)["gate_trend"]["cf"]
+    assert [row["status"] for row in trend] == ["rejected", "succeeded", "succeeded"]
+
+    passed, _ = _train_cf(planted)
+    assert passed.exit_code == 0
+    assert "rejected by the quality gate" not in planted("status").stdout
+
+
+def test_force_publishes_a_rejected_candidate_and_no_gate_skips_it(planted):
+    planted.ok("train", "cf", "--factors", "16")
+    forced = json.loads(planted.ok("train", "cf", *SABOTAGE, "--force", "--json").stdout)
+    assert not forced["gate"]["passed"] and forced["gate"]["forced"]
+    (_, books), _ = _cf_vectors(planted.url)
+    assert books.shape[1] == 2
+    skipped = json.loads(planted.ok("train", "cf", *SABOTAGE, "--no-gate", "--json").stdout)
+    assert skipped["gate"] is None
+    with open_repository(planted.url) as repo:
+        assert "gate" not in repo.runs("cf", limit=1)[0].metrics
+
+
+def test_gate_held_out_pairs_are_not_trained_on(planted):
+    """The candidate's held-out users' vectors were solved without their held pair: each
+    held pair is absent from what the candidate was fitted on, present in the core."""
+    from bookrec.algorithms.matrix import build_matrix
+    from bookrec.models.gate import gate_split, training_part
+    from bookrec.settings import Settings
+
+    with open_repository(planted.url) as repo:
+        arrays = repo.load_interactions()
+    core = build_matrix(arrays, Settings().weights.scheme())
+    split = gate_split(core, Settings().gate)
+    training = training_part(core, split)
+    assert len(split.rows) == 40
+    assert training.matrix.multiply(split.held).nnz == 0
+    assert split.held.nnz == 40 and (training.matrix + split.held != core.matrix).nnz == 0
+
+
+def test_passing_runs_publish_hybrid_weights_that_recommend_uses(planted):
+    with bookrec.open(planted.url) as db:
+        before = db.hybrid_weights()
+    planted.ok("train", "cf", "--factors", "16")
+    planted.ok("train", "gnn", "--dim", "16")
+    with open_repository(planted.url) as repo:
+        table = repo.hybrid_weights()
+        runs = repo.runs("gnn", limit=1)
+    assert set(table) == {"cf", "gnn", "content", "popular"}
+    assert {run_id for _, _, run_id in table.values()} == {runs[0].id}
+    assert runs[0].metrics["gate"]["passed"]
+    with bookrec.open(planted.url) as db:
+        learnt = db.hybrid_weights()
+    assert learnt == {name: weight for name, (weight, _, _) in table.items()}
+    assert before != learnt or before["cf"] == learnt["cf"]
+    assert max(learnt.values()) == 1.0  # the best single part anchors the fusion
+    hybrid = json.loads(planted.ok("recommend", "g0-u0", "--json").stdout)
+    assert hybrid["strategies_used"]
+
+
+def test_upgrade_from_v3_keeps_runs_and_artifacts(db_url):
+    repo = open_repository(db_url, create=True)
+    for migration in repo.migrations()[:3]:
+        repo.apply_migration(migration)
+    run = repo.start_run("content", {"dim": 8})
+    repo.finish_run(run, "succeeded", metrics={"x": 1})
+    with repo.dialect.transaction():
+        repo.training_runs.add_artifacts(run, {"lsa": b"\x00\x01model"})
+    failed = repo.start_run("cf", {})
+    repo.finish_run(failed, "failed", error="boom")
+    assert [m.version for m in repo.migrate()] == [4]
+    assert repo.latest_artifact("content", "lsa") == (run, b"\x00\x01model")
+    assert [(r.id, r.status) for r in repo.runs()] == [(failed, "failed"), (run, "succeeded")]
+    assert repo.runs()[1].metrics == {"x": 1} and repo.runs()[1].parameters == {"dim": 8}
+    rejected = repo.start_run("cf", {})
+    repo.finish_run(rejected, "rejected", error="gate")
+    assert rejected > failed and repo.runs("cf", limit=1)[0].status == "rejected"
+    assert repo.hybrid_weights() == {}
+    repo.close()
