@@ -127,7 +127,7 @@ def test_upgrade_from_v3_keeps_runs_and_artifacts(db_url):
         repo.training_runs.add_artifacts(run, {"lsa": b"\x00\x01model"})
     failed = repo.start_run("cf", {})
     repo.finish_run(failed, "failed", error="boom")
-    assert [m.version for m in repo.migrate()] == [4]
+    assert [m.version for m in repo.migrate()] == [4, 5]
     assert repo.latest_artifact("content", "lsa") == (run, b"\x00\x01model")
     assert [(r.id, r.status) for r in repo.runs()] == [(failed, "failed"), (run, "succeeded")]
     assert repo.runs()[1].metrics == {"x": 1} and repo.runs()[1].parameters == {"dim": 8}

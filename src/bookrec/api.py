@@ -29,6 +29,7 @@ from bookrec.results import (
     DemoResult,
     EmbedResult,
     EvaluationReport,
+    FoldInResult,
     InteractionIngestResult,
     MigrationResult,
     Recommendations,
@@ -230,6 +231,23 @@ class Bookrec:
 
         self._require_schema()
         return hybrid_weights(self.repo, self.settings)
+
+    def fold_in_cf(self, *, wait: bool = False) -> FoldInResult:
+        """cf vectors of the users and books that changed since the last `train_cf` (or the
+        last fold-in into it), solved against its vectors with its parameters; only those rows
+        are written. NoBaseRunError (exit 3) without a full run to fold into."""
+        from bookrec.services.fold_in import fold_in_cf
+
+        self._require_schema()
+        return fold_in_cf(self.repo, self.settings, self._phases(), wait=wait)
+
+    def fold_in_gnn(self, *, wait: bool = False) -> FoldInResult:
+        """gnn vectors of the books that arrived since the last `train_gnn`: the mean of the
+        vectors of the books their readers read."""
+        from bookrec.services.fold_in import fold_in_gnn
+
+        self._require_schema()
+        return fold_in_gnn(self.repo, self.settings, self._phases(), wait=wait)
 
     # -- answers -------------------------------------------------------------------------------
     def recommend(

@@ -184,6 +184,31 @@ class SchemaOutdatedError(NotReadyError):
         )
 
 
+class NoBaseRunError(NotReadyError):
+    """A fold-in needs a finished full run of its model to fold into (exit 3)."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        super().__init__(
+            f"cannot fold into the {model} vectors: {reason}",
+            hint=f"run a full training first: bookrec train {model}",
+        )
+        self.model = model
+        self.reason = reason
+
+
+class BaseRunReplacedError(JobFailedError):
+    """The run a fold-in solved against was replaced before the fold-in could write."""
+
+    def __init__(self, model: str, base_run_id: int, latest_run_id: int | None) -> None:
+        super().__init__(
+            f"the {model} vectors of run {base_run_id} were replaced by run {latest_run_id}"
+            " while the fold-in solved against them; nothing written",
+            hint=f"run the fold-in again: bookrec train {model} --fold-in",
+        )
+        self.base_run_id = base_run_id
+        self.latest_run_id = latest_run_id
+
+
 class GateRejectedError(BookrecError):
     """The quality gate rejected the candidate of a training run: its vectors were not
     written, the run is recorded as `rejected` with the held-out figures."""

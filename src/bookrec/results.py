@@ -191,6 +191,31 @@ class TrainGnnResult:
 
 
 @dataclass(frozen=True)
+class FoldInResult:
+    """`train cf --fold-in` / `train gnn --fold-in`: the fold-in's run, the full run it folded
+    into, the interactions it looked at (ids above `watermark` up to `max_interaction_id`), and
+    the rows it wrote: `users` / `books` vectors solved (gnn: books only), `users_cleared` (a
+    user whose weighted pairs fell below the run's minimum loses the vector)."""
+
+    run_id: int
+    model: str  # "cf-fold-in" or "gnn-fold-in"
+    base_run_id: int
+    watermark: int
+    max_interaction_id: int
+    changed_users: int
+    users: int
+    users_cleared: int
+    new_books: int
+    books: int
+    interactions: int
+    phases: dict[str, float]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Recommendation:
     """One ranked book, and the strategies that scored it."""
 
@@ -277,6 +302,19 @@ class RunSummary:
 
 
 @dataclass(frozen=True)
+class FoldInBacklog:
+    """What waits for `train cf --fold-in` / `train gnn --fold-in`: the users and the books
+    without a vector that have interactions after the last full run or fold-in into it
+    (interaction ids above `watermark`), and when the oldest of those interactions arrived."""
+
+    watermark: int
+    users: int
+    books: int
+    interactions: int
+    oldest_at: float | None
+
+
+@dataclass(frozen=True)
 class FamilyStatus:
     """One vector family: its columns, the run that wrote them, the last attempt, staleness."""
 
@@ -287,6 +325,7 @@ class FamilyStatus:
     snapshot: bool
     # When the oldest of the interactions_since_run arrived (epoch seconds); None if none.
     oldest_since_run_at: float | None = None
+    fold_in: FoldInBacklog | None = None  # cf and gnn once a full run exists
 
     @property
     def has_any(self) -> bool:
@@ -303,6 +342,7 @@ class FamilyStatus:
             "last_attempt": asdict(self.last_attempt) if self.last_attempt else None,
             "interactions_since_run": self.interactions_since_run,
             "oldest_since_run_at": self.oldest_since_run_at,
+            "fold_in": asdict(self.fold_in) if self.fold_in else None,
             "snapshot": self.snapshot,
         }
 

@@ -170,6 +170,11 @@ class StatusSettings(BaseModel):
     max_data_age_hours: float | None = Field(
         None, gt=0, description="warn when no interaction has arrived for this long; unset = off"
     )
+    max_fold_in_age_hours: float | None = Field(
+        None,
+        gt=0,
+        description="warn when an interaction has waited this long for a fold-in; unset = off",
+    )
 
 
 class Settings(BaseSettings):

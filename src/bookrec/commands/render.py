@@ -11,6 +11,7 @@ from bookrec.results import (
     EmbedResult,
     EvaluationReport,
     FamilyStatus,
+    FoldInResult,
     InteractionIngestResult,
     MigrationResult,
     Recommendation,
@@ -91,6 +92,22 @@ def gate_line(gate) -> str:
     return (
         f"quality gate {verdict}: nDCG@{gate.k} on {gate.users:,} held-out users: candidate"
         f" {gate.candidate:.4f}, popular {gate.popular:.4f}, published {published}"
+    )
+
+
+def fold_in(result: FoldInResult) -> str:
+    what = (
+        f"{result.users:,} user and {result.books:,} book vectors"
+        if result.model == "cf-fold-in"
+        else f"{result.books:,} book vectors"
+    )
+    cleared = f", {result.users_cleared:,} user vectors cleared" if result.users_cleared else ""
+    phases = ", ".join(f"{name} {sec:.1f}s" for name, sec in result.phases.items())
+    return (
+        f"{result.model} run {result.run_id} into run {result.base_run_id}: {what}{cleared}"
+        f" ({result.changed_users:,} changed users, {result.new_books:,} new books, interactions"
+        f" {result.watermark + 1:,}–{result.max_interaction_id:,}) in {result.seconds:.1f}s"
+        f" ({phases})"
     )
 
 
@@ -244,6 +261,17 @@ def _vector_table(vectors: dict[str, FamilyStatus]) -> None:
                 _new_since(info),
             )
     console.stdout.print(table)
+    for family, info in vectors.items():
+        backlog = info.fold_in
+        if backlog is not None and backlog.interactions:
+            import time
+
+            waited = (time.time() - (backlog.oldest_at or time.time())) / 3600
+            console.stdout.print(
+                f"     {family} fold-in waiting: {backlog.users:,} users, {backlog.books:,} new"
+                f" books ({backlog.interactions:,} interactions, oldest {waited:,.1f} h)",
+                highlight=False,
+            )
     slow = [f for f, info in vectors.items() if info.has_any and not info.snapshot]
     if slow:
         console.stdout.print(

@@ -12,6 +12,29 @@ app = typer.Typer(help="Train vectors from the interactions.", no_args_is_help=T
 JSON = typer.Option(False, "--json", help="Machine-readable summary.")
 WAIT = typer.Option(False, "--wait", help="Wait for a running training of the same model.")
 SEED = typer.Option(None, "--seed", help="Random seed (same data + seed = same vectors).")
+FOLD_IN = typer.Option(
+    False,
+    "--fold-in",
+    help="Only the users and books that changed since the last full run, solved in its space"
+    " with its parameters (exit 3 without one).",
+)
+
+
+def _fold_in(ctx: typer.Context, model: str, options: dict, wait: bool, json_output: bool) -> None:
+    """The --fold-in branch: the model's options belong to the full run, not to a fold-in."""
+    from bookrec.errors import InputError
+
+    given = sorted(f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None)
+    if given:
+        raise InputError(
+            f"--fold-in uses the parameters of the full run it folds into; drop {', '.join(given)}"
+        )
+    settings = load_settings(ctx, model)
+    with session(ctx, settings, json_output=json_output) as db:
+        result = db.fold_in_cf(wait=wait) if model == "cf" else db.fold_in_gnn(wait=wait)
+    output(result, json_output, render.fold_in(result))
+
+
 GATE = typer.Option(
     True, "--gate/--no-gate", help="Measure the candidate on held-out pairs before publishing."
 )
@@ -35,6 +58,7 @@ def cf(
     engine: str = typer.Option(
         None, "--engine", help="builtin (default, implicit) or spark (MLlib ALS, an extra)."
     ),
+    fold_in: bool = FOLD_IN,
     wait: bool = WAIT,
     gate: bool = GATE,
     force: bool = FORCE,
@@ -42,6 +66,12 @@ def cf(
 ) -> None:
     """Implicit-feedback ALS → users.cf_vector and books.cf_embedding (exit 4: rejected by
     the quality gate, nothing replaced)."""
+    if fold_in:
+        options = dict(
+            factors=factors, iterations=iterations, min_interactions=min_interactions,
+            regularization=regularization, alpha=alpha, seed=seed, threads=threads, engine=engine,
+        )  # fmt: skip
+        return _fold_in(ctx, "cf", options, wait, json_output)
     settings = load_settings(
         ctx, "cf", factors=factors, iterations=iterations, min_interactions=min_interactions,
         regularization=regularization, alpha=alpha, seed=seed, threads=threads, engine=engine,
@@ -77,6 +107,7 @@ def gnn(
     engine: str = typer.Option(
         None, "--engine", help="builtin (default), node2vec (PyPI package) or spark (extras)."
     ),
+    fold_in: bool = FOLD_IN,
     wait: bool = WAIT,
     gate: bool = GATE,
     force: bool = FORCE,
@@ -84,6 +115,13 @@ def gnn(
 ) -> None:
     """node2vec on the user↔book graph → books.gnn_vector (exit 4: rejected by the quality
     gate, nothing replaced)."""
+    if fold_in:
+        options = dict(
+            dim=dim, min_interactions=min_interactions, walk_length=walk_length,
+            walks_per_node=walks_per_node, p=p, q=q, window=window, epochs=epochs,
+            negative=negative, sample=sample, seed=seed, workers=workers, engine=engine,
+        )  # fmt: skip
+        return _fold_in(ctx, "gnn", options, wait, json_output)
     settings = load_settings(
         ctx, "gnn", dim=dim, min_interactions=min_interactions, walk_length=walk_length,
         walks_per_node=walks_per_node, p=p, q=q, window=window, epochs=epochs,

@@ -7,7 +7,14 @@ from typing import Any
 
 from bookrec.domain import VECTOR_FAMILIES
 from bookrec.models import VECTOR_STRATEGIES as COMMANDS
-from bookrec.results import DatabaseStatus, FamilyStatus, RunSummary, SideStatus, StatusReport
+from bookrec.results import (
+    DatabaseStatus,
+    FamilyStatus,
+    FoldInBacklog,
+    RunSummary,
+    SideStatus,
+    StatusReport,
+)
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository, TrainingRun
 from bookrec.storage.snapshots import EVENT_COUNTS_SNAPSHOT, snapshot_name
@@ -129,7 +136,27 @@ def _family(repo: Repository, family: str, snapshot: bool) -> FamilyStatus:
         interactions_since_run=since,
         snapshot=snapshot,
         oldest_since_run_at=oldest,
+        fold_in=_fold_in_backlog(repo, family) if family in FOLD_IN_FAMILIES else None,
     )
+
+
+FOLD_IN_FAMILIES = ("cf", "gnn")
+
+
+def _fold_in_backlog(repo: Repository, family: str) -> FoldInBacklog | None:
+    from bookrec.errors import NoBaseRunError
+    from bookrec.services.fold_in import base_and_watermark
+
+    try:
+        _, watermark, _ = base_and_watermark(repo, family)
+    except NoBaseRunError:
+        return None
+    changes = repo.changes_since(watermark)
+    with_vector = repo.vectors_of(family, "books", changes.book_ids)[0]
+    return FoldInBacklog(
+        watermark, len(changes.user_ids), len(changes.book_ids) - len(with_vector),
+        changes.interactions, changes.first_arrival_at,
+    )  # fmt: skip
 
 
 def _strategies(counts: dict[str, Any], families: dict[str, FamilyStatus]) -> dict[str, bool]:
@@ -189,6 +216,20 @@ def _vector_warnings(
         if attempt and attempt.status == "failed":
             warnings.append(
                 f"the last {name} run ({attempt.id}) failed: {attempt.error or 'unknown'}"
+            )
+        fold_in_limit = settings.status.max_fold_in_age_hours
+        backlog = family.fold_in
+        if (
+            fold_in_limit is not None
+            and backlog is not None
+            and backlog.oldest_at is not None
+            and now - backlog.oldest_at > fold_in_limit * 3600
+        ):
+            waiting = f"{backlog.users:,} users and " if name == "cf" else ""
+            warnings.append(
+                f"{waiting}{backlog.books:,} new books wait for a {name}"
+                f" fold-in, the oldest interaction for {_hours(now - backlog.oldest_at)}"
+                f" (limit {_hours(fold_in_limit * 3600)}): run bookrec train {name} --fold-in"
             )
         oldest = family.oldest_since_run_at
         if name != "content" and oldest is not None and now - oldest > limit:

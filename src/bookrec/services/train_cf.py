@@ -13,6 +13,7 @@ from bookrec.models.cf import CfVectors, cf_core, cf_regularization, fit_cf
 from bookrec.models.gate import MIN_USERS, gate_split, training_part
 from bookrec.progress import Phases
 from bookrec.results import TrainCfResult
+from bookrec.services.fold_in import fold_in_grams
 from bookrec.services.gate import judge, skipped
 from bookrec.services.training import (
     counting_book_events,
@@ -92,6 +93,7 @@ def train_cf(
                             user_ids=vectors.user_ids, user_vectors=vectors.user_vectors,
                             on_progress=update, event_counts=event_counts,
                             hybrid_weights=hybrid_rows,
+                            artifacts=fold_in_grams(vectors.user_vectors, vectors.book_vectors),
                         )  # fmt: skip
                     write_seconds = time.perf_counter() - write_started
         if rejected is not None:

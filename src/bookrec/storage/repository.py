@@ -18,6 +18,7 @@ import numpy as np
 from bookrec.domain import BookEventCounts, BookRecord, BookText, InteractionArrays
 from bookrec.storage.books import Books, BookSummary, BookUpsertResult
 from bookrec.storage.dialect import Dialect
+from bookrec.storage.fold_in import Changes, FoldIns
 from bookrec.storage.interactions import Interactions, InteractionStream
 from bookrec.storage.loading import InteractionLoader
 from bookrec.storage.runs import Runs, TrainingRun
@@ -41,6 +42,9 @@ class Repository:
         self.books = self.books_class(dialect)
         self.interactions = self.interactions_class(dialect, self.snapshots)
         self.vectors = self.vectors_class(dialect, self.snapshots, self.training_runs)
+        self.fold_ins = FoldIns(
+            dialect, self.snapshots, self.training_runs, self.interactions, self.vectors
+        )
 
     @property
     def url(self):
@@ -194,6 +198,32 @@ class Repository:
     def snapshot_names(self) -> set[str]:
         """The snapshots that exist: `snapshot_name(...)`s and EVENT_COUNTS_SNAPSHOT."""
         return set(self.snapshots.headers())
+
+    # -- fold-in ---------------------------------------------------------------------------
+    def changes_since(self, interaction_id: int) -> Changes:
+        """The users and books with interactions after the id (see FoldIns.changes)."""
+        return self.fold_ins.changes(interaction_id)
+
+    def interactions_of(
+        self, side: str, ids: Sequence[int] | np.ndarray, max_interaction_id: int
+    ) -> InteractionArrays:
+        """Every interaction up to the id of those users ("users") or books ("books")."""
+        return self.fold_ins.interactions_of(side, ids, max_interaction_id)
+
+    def vectors_of(
+        self, family: str, side: str, ids: Sequence[int] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of those rows that have a vector of the family."""
+        return self.fold_ins.vectors_of(family, side, ids)
+
+    def newest_interaction_time(self, max_interaction_id: int) -> float | None:
+        return self.fold_ins.newest(max_interaction_id)
+
+    def write_fold_in(self, family: str, model: str, base_run_id: int, run_id: int,
+                      run_result: dict[str, Any], **rows: Any) -> None:  # fmt: skip
+        """See FoldIns.write: only the given rows, in one transaction, if the base run is
+        still the latest of its model."""
+        self.fold_ins.write(family, model, base_run_id, run_id, run_result, **rows)
 
     # -- training runs ---------------------------------------------------------------------
     def start_run(self, model: str, parameters: dict[str, Any]) -> int:

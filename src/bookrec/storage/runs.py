@@ -39,8 +39,11 @@ class TrainingRun:
 RESULT_FIELDS = ("n_users", "n_books", "n_interactions", "max_interaction_id")
 
 
+FOLD_IN_SUFFIX = "-fold-in"  # a fold-in's runs ("cf-fold-in") hold the lock of their model
+
+
 def training_lock_name(model: str) -> str:
-    return f"train-{model}"
+    return f"train-{model.removesuffix(FOLD_IN_SUFFIX)}"
 
 
 class Runs:
@@ -165,6 +168,6 @@ class Runs:
         with d.transaction():
             d.execute(
                 f"UPDATE training_runs SET status = 'failed', finished_at = {d.now},"
-                f" error = {d.param} WHERE model = {d.param} AND status = 'running'",
-                (DIED_ERROR, model),
+                f" error = {d.param} WHERE model IN ({d.param}, {d.param}) AND status = 'running'",
+                (DIED_ERROR, model, model + FOLD_IN_SUFFIX),
             )
