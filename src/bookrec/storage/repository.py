@@ -23,6 +23,7 @@ from bookrec.storage.loading import InteractionLoader
 from bookrec.storage.runs import Runs, TrainingRun
 from bookrec.storage.schema import Migration, Schema
 from bookrec.storage.snapshots import Snapshots
+from bookrec.storage.vector_chunks import VectorChunks, VectorSource
 from bookrec.storage.vectors import ProgressCallback, Vectors, VectorStats
 
 
@@ -39,6 +40,7 @@ class Repository:
         self.books = self.books_class(dialect)
         self.interactions = self.interactions_class(dialect, self.snapshots)
         self.vectors = self.vectors_class(dialect, self.snapshots, self.training_runs)
+        self.vector_chunks = VectorChunks(dialect, self.snapshots, self.training_runs)
 
     @property
     def url(self):
@@ -152,6 +154,11 @@ class Repository:
 
     def load_vector(self, family: str, side: str, row_id: int) -> np.ndarray | None:
         return self.vectors.load_one(family, side, row_id)
+
+    def read_vector_chunks(self, family: str, side: str) -> AbstractContextManager[VectorSource]:
+        """A family's vectors of one side in chunks, with external ids and the latest run:
+        `with repo.read_vector_chunks("cf", "books") as source: for chunk in source.chunks:`."""
+        return self.vector_chunks.read(family, side)
 
     def replace_vectors(
         self,
