@@ -46,12 +46,14 @@ class VectorChunks:
         self.dialect = dialect
         self.snapshots = snapshots
         self.runs = runs
+        self._names: tuple[str, np.ndarray, np.ndarray] | None = None
 
     @contextmanager
     def read(self, family: str, side: str) -> Iterator[VectorSource]:
         """The family's vectors of one side (ValueError if the family has none there), read
         inside one read transaction that lasts the block."""
         column = vector_column(family, side)
+        self._names = None
         with self.dialect.read_snapshot():
             run = self.runs.latest(family)
             header = None
@@ -85,19 +87,30 @@ class VectorChunks:
             yield VectorChunk(ids, self._external_ids(side, ids), vectors)
 
     def _external_ids(self, side: str, ids: np.ndarray) -> list[str]:
-        """The external ids of ascending internal ids, read by their id range."""
-        if not len(ids):
-            return []
-        p = self.dialect.param
-        rows = self.dialect.execute(
-            f"SELECT id, external_id FROM {side} WHERE id >= {p} AND id <= {p} ORDER BY id",
-            (int(ids[0]), int(ids[-1])),
-        ).fetchall()
-        known = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        at = np.searchsorted(known, ids)
-        if len(known) == 0 or at.max() >= len(known) or not (known[at] == ids).all():
+        """The external ids of ascending internal ids (from the side's id map, read once)."""
+        if self._names is None or self._names[0] != side:
+            self._names = (side, *self._id_map(side))
+        _, known, names = self._names
+        at = np.minimum(np.searchsorted(known, ids), max(len(known) - 1, 0))
+        if not len(known) or not (known[at] == ids).all():
             raise RuntimeError(f"vectors of {side} rows that no longer exist")
-        return [rows[i][1] for i in at.tolist()]
+        return names[at].tolist()
+
+    def _id_map(self, side: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids ascending, their external ids): one scan, which SQLite serves from the
+        external id's index (the table's rows are wide with JSON vectors: reading them by id
+        range cost a page per row). The only thing kept whole: ~10 bytes an id plus the
+        strings."""
+        cursor = self.dialect.execute(f"SELECT id, external_id FROM {side}")
+        id_parts, name_parts = [], []
+        while rows := cursor.fetchmany(100_000):
+            id_parts.append(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
+            name_parts.append(np.array([r[1] for r in rows], dtype=object))
+        if not id_parts:
+            return np.empty(0, np.int64), np.empty(0, object)
+        ids, names = np.concatenate(id_parts), np.concatenate(name_parts)
+        order = np.argsort(ids, kind="stable")
+        return ids[order], names[order]
 
     def _json_shape(self, side: str, column: str) -> tuple[int, int]:
         d = self.dialect
