@@ -148,9 +148,9 @@ class Repository:
         return self.vectors.load(family, side)
 
     def load_vector_families(
-        self, families: Sequence[str], side: str = "books"
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return self.vectors.load_families(families, side)
+        self, families: Sequence[str], side: str = "books", *, as_blocks: bool = False
+    ) -> dict[str, tuple[np.ndarray, Any]]:
+        return self.vectors.load_families(families, side, as_blocks=as_blocks)
 
     def load_vector(self, family: str, side: str, row_id: int) -> np.ndarray | None:
         return self.vectors.load_one(family, side, row_id)
