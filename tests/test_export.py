@@ -177,6 +177,8 @@ def test_errors_are_one_line_with_their_exit_code_and_leave_no_file(db_url, tmp_
         assert result.exit_code == 2 and message in result.stderr, result.stderr
     missing_dir = cli("export", "vectors", "--family", "cf", str(tmp_path / "no" / "x.parquet"))
     assert missing_dir.exit_code == 2 and "no directory" in missing_dir.stderr
+    directory = cli("export", "vectors", "--family", "cf", str(tmp_path))
+    assert directory.exit_code == 2 and "is a directory" in directory.stderr
     assert list(tmp_path.glob("*.parquet")) == [] and list(tmp_path.glob(".*")) == []
     with bookrec.open(db_url) as db, pytest.raises(NotReadyError):
         db.export_vectors(target, family="content")

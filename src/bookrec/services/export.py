@@ -40,6 +40,7 @@ def export_vectors(
         raise InputError(f"unknown side {side!r} (expected books or users)")
     if VECTOR_FAMILIES[family][1 if side == "users" else 0] is None:
         raise InputError(f"the {family} family has no {side} vectors (only cf has users)")
+    _check_writable(path)
     chosen = format_of(path, fmt)
     if chosen not in FORMATS:
         what = f"unknown format {fmt!r}" if fmt else f"no format known for {path.name!r}"
@@ -47,7 +48,6 @@ def export_vectors(
             f"{what} (expected {', '.join(FORMATS)})",
             hint="name it with --format, or give the file a .parquet, .npz or .jsonl suffix",
         )
-    _check_writable(path)
     with repo.read_vector_chunks(family, side) as source:
         if source.rows == 0:
             raise NotReadyError(
