@@ -654,3 +654,22 @@ def test_prefetched_items_come_in_order_errors_reach_the_caller_and_stopping_clo
     assert [next(early), next(early)] == [0, 1]
     early.close()
     assert closed == [5, 5, 1000]
+
+
+def test_snapshot_chunks_read_as_row_blocks_are_the_whole_snapshot(repo, monkeypatch):
+    """recommend reads a snapshot's chunks as row blocks, not joined: the same rows."""
+    import bookrec.storage.snapshots as snapshots
+
+    monkeypatch.setattr(snapshots, "CHUNK_BYTES", 4 * 4 * 3)  # 3 rows of 4-d per chunk
+    repo.upsert_books([[BookRecord(str(i), f"Book {i}") for i in range(10)]])
+    ids = np.sort(np.fromiter(repo.book_id_map().values(), dtype=np.int64))
+    vectors = np.random.default_rng(1).standard_normal((10, 4)).astype(np.float32)
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, ids, vectors)
+    whole_ids, whole = repo.load_vectors("gnn")
+    block_ids, blocks = repo.load_vector_families(["gnn"], as_blocks=True)["gnn"]
+    assert [len(b) for b in blocks] == [3, 3, 3, 1]
+    np.testing.assert_array_equal(block_ids, whole_ids)
+    np.testing.assert_array_equal(np.concatenate(blocks), whole)
+    np.testing.assert_array_equal(whole, vectors)
+    json_ids, json_blocks = repo.load_vector_families(["content"], as_blocks=True)["content"]
+    assert len(json_ids) == 0 and len(json_blocks) == 1

@@ -39,6 +39,7 @@ from bookrec.results import (
     TrainGnnResult,
     TunedReset,
     TuneReport,
+    VectorExport,
 )
 from bookrec.settings import Settings
 
@@ -274,6 +275,22 @@ class Bookrec:
 
         self._require_schema()
         return similar(self.repo, book, space=space, k=k)
+
+    def export_vectors(
+        self,
+        path: str | Path,
+        *,
+        family: str,
+        side: str = "books",
+        format: str | None = None,
+    ) -> VectorExport:
+        """Write a vector family (cf, gnn, content) of one side (books; users for cf) to a
+        Parquet, npz or JSONL file (`format` parquet, npy or jsonl; default from the suffix)
+        with ids, external ids and the run that made the vectors (see bookrec.writers)."""
+        from bookrec.services.export import export_vectors
+
+        self._require_schema()
+        return export_vectors(self.repo, family, Path(path), self._phases(), side=side, fmt=format)
 
     def evaluate(
         self,

@@ -213,6 +213,7 @@ def _register() -> None:
         demo,
         embed,
         evaluate,
+        export,
         ingest,
         recommend,
         status,
@@ -223,6 +224,7 @@ def _register() -> None:
     app.add_typer(db.app, name="db")
     app.add_typer(ingest.app, name="ingest")
     app.add_typer(train.app, name="train")
+    app.add_typer(export.app, name="export")
     app.command("embed")(embed.embed)
     app.command("status")(status.status)
     app.command("recommend")(recommend.recommend)

@@ -257,6 +257,26 @@ class Recommendations:
 
 
 @dataclass(frozen=True)
+class VectorExport:
+    """`export vectors`: the file written and what it holds."""
+
+    file: str
+    format: str  # parquet, npy (an .npz) or jsonl
+    family: str
+    side: str  # books or users
+    rows: int
+    dim: int
+    run_id: int | None  # the latest successful run of the family
+    read_from: str  # "snapshot" (binary copy) or "json" (the columns)
+    bytes: int
+    vectors_per_second: int | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class SimilarBooks:
     """`similar BOOK`: the nearest books in one vector space."""
 

@@ -21,6 +21,8 @@ from bookrec.algorithms.scoring import (
     standardised,
 )
 from bookrec.domain import EVENT_CODES, InteractionArrays
+from bookrec.models.base import UserBatch
+from bookrec.models.cf import CfModel, CfVectors
 
 INF = math.inf
 Z3 = math.sqrt(1.5)  # z of 1, 2, 3 is -Z3, 0, Z3
@@ -186,3 +188,62 @@ def test_similar_books_by_cosine_without_itself_and_books_without_vector():
     np.testing.assert_allclose(cosines, [R2, 0.0], atol=1e-6)
     with pytest.raises(ValueError, match="no vector"):
         similar_books(VECTORS, 3)
+
+
+# --------------------------------------------------------------------------- row blocks
+
+
+def _former_embedding_scores(aligned, weights, popularity, prior):
+    """The formula as it was computed before row blocks: unit vectors of the whole aligned
+    catalogue, the profile over every column."""
+    norms = np.linalg.norm(aligned, axis=1, keepdims=True)
+    unit = np.divide(aligned, norms, out=np.zeros_like(aligned), where=norms > 0)
+    profile = weights @ unit
+    profile_norms = np.linalg.norm(profile, axis=1, keepdims=True)
+    profile = np.divide(profile, profile_norms, out=np.zeros_like(profile), where=profile_norms > 0)
+    cosine = (profile @ unit.T).astype(np.float32)
+    cosine[:, norms[:, 0] == 0] = -np.inf
+    cosine[profile_norms[:, 0] == 0] = -np.inf
+    return standardised(cosine) + prior * standardised(np.log1p(popularity)[None, :])[0]
+
+
+@pytest.mark.parametrize("cuts", [(), (7, 30), (1, 2, 49)])
+def test_scores_from_row_blocks_equal_the_former_whole_catalogue_formulas(monkeypatch, cuts):
+    import bookrec.algorithms.scoring as scoring
+
+    monkeypatch.setattr(scoring, "ROWS_PER_PIECE", 5)
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((50, 6)).astype(np.float32)
+    vectors[[4, 17]] = 0  # books without a vector
+    columns = np.sort(rng.choice(60, 50, replace=False))  # 10 catalogue books have no row
+    weights = np.zeros((3, 60), dtype=np.float32)
+    weights[0, columns[[1, 5, 30]]] = [1, 2, 3]
+    weights[1, columns[4]] = 1  # only a zero vector: no profile
+    weights[2, np.setdiff1d(np.arange(60), columns)[:2]] = 1  # only books without rows
+    popularity = rng.random(60) * 10
+    blocks = np.split(vectors, list(cuts))
+    aligned = np.zeros((60, 6), dtype=np.float32)
+    aligned[columns] = vectors
+
+    got = EmbeddingScorer(blocks, popularity, 1.5, columns=columns, n_books=60).scores(weights)
+    np.testing.assert_allclose(got, _former_embedding_scores(aligned, weights, popularity, 1.5),
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+    assert np.isneginf(got[1:]).all()
+
+    users = rng.standard_normal((2, 6)).astype(np.float32)
+    present = np.zeros(60, dtype=bool)
+    present[columns] = True
+    want = cf_scores(users, aligned, present)
+    vectors_of_cf = CfVectors(np.array([1, 2]), users, columns + 100, tuple(blocks))
+    model = CfModel(vectors_of_cf, np.arange(60) + 100)
+    got_cf = model.scores(UserBatch(np.array([1, 2]), weights[:2]))
+    np.testing.assert_allclose(got_cf, want, rtol=1e-6, atol=1e-6)
+
+    norms = np.linalg.norm(vectors, axis=1)
+    former = vectors @ vectors[9] / np.where(norms > 0, norms, 1.0) / norms[9]
+    former[norms == 0] = -np.inf
+    former[9] = -np.inf
+    best = np.lexsort((np.arange(50), -former))[:8]
+    block_rows, cosines = similar_books(blocks, 9, k=8)
+    np.testing.assert_array_equal(block_rows, best)
+    np.testing.assert_allclose(cosines, former[best], rtol=1e-6)

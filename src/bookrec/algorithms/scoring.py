@@ -24,7 +24,7 @@ standardisation (x - mean) / std over the finite entries of a row:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -150,21 +150,29 @@ def standardised(scores: np.ndarray) -> np.ndarray:
 
 
 class EmbeddingScorer:
-    """Scores of the gnn or content strategy from book vectors (n_books, d); zero rows = none.
+    """Scores of the gnn or content strategy from book vectors; zero rows = none.
 
+    `vectors` are rows (n, d), whole or as consecutive row blocks (a snapshot's chunks, read
+    without joining them); `columns` (n) the catalogue column of each row (-1: not in the
+    catalogue), default: row i is column i of a catalogue of `n_books` (default n) books.
     `book_popularity` (n_books) feeds the prior; with prior 0 or no popularity there is none.
+    Each call passes over the vectors once, a cache-sized piece at a time (norm, unit vector
+    and cosine together), and touches no book the users have not read to build their profile.
     """
 
     def __init__(
         self,
-        vectors: np.ndarray,
+        vectors: np.ndarray | Sequence[np.ndarray],
         book_popularity: np.ndarray | None = None,
         prior: float = 1.0,
+        *,
+        columns: np.ndarray | None = None,
+        n_books: int | None = None,
     ) -> None:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self.present: np.ndarray = norms[:, 0] > 0
-        self._unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        self._blocks = row_blocks(vectors)
+        n_rows = sum(len(b) for b in self._blocks)
+        self._columns = np.arange(n_rows) if columns is None else np.asarray(columns, np.int64)
+        self.n_books = n_rows if n_books is None else n_books
         self._prior_row: np.ndarray | None = None
         if book_popularity is not None and prior:
             log_pop = np.log1p(np.asarray(book_popularity, dtype=np.float64))[None, :]
@@ -173,16 +181,79 @@ class EmbeddingScorer:
     def scores(self, weights: sp.csr_matrix | np.ndarray) -> np.ndarray:
         """(n_users, n_books) for users given by their weight rows (n_users, n_books), sparse
         or dense; -inf rows for users none of whose books has a vector."""
-        profile = np.asarray(weights @ self._unit, dtype=np.float32)
+        read = _weighted_columns(weights)
+        rows = positions_in(self._columns, read)
+        rows, read = rows[rows >= 0], read[rows >= 0]
+        unit, _ = unit_rows(take_rows(self._blocks, rows))
+        profile = np.asarray(weights[:, read] @ unit, dtype=np.float32).reshape(-1, unit.shape[1])
         norms = np.linalg.norm(profile, axis=1, keepdims=True)
         profile = np.divide(profile, norms, out=np.zeros_like(profile), where=norms > 0)
-        cosine = profile @ self._unit.T
-        cosine[:, ~self.present] = -np.inf
+        cosine = np.full((profile.shape[0], self.n_books), -np.inf, dtype=np.float32)
+        for start, piece in pieces(self._blocks):
+            piece_unit, piece_norms = unit_rows(piece)
+            part = profile @ piece_unit.T
+            part[:, piece_norms == 0] = -np.inf
+            columns = self._columns[start : start + len(piece)]
+            kept = columns >= 0
+            cosine[:, columns[kept]] = part[:, kept]
         cosine[norms[:, 0] == 0] = -np.inf
         scores = standardised(cosine)
         if self._prior_row is not None:
             scores += self._prior_row
         return scores
+
+
+ROWS_PER_PIECE = 4096  # 4 MB of 256-d float32: stays in cache between a norm and a product
+
+
+def row_blocks(vectors: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Row blocks of float32 (one block: a whole matrix)."""
+    if isinstance(vectors, np.ndarray):
+        return [np.asarray(vectors, dtype=np.float32)]
+    return [np.asarray(block, dtype=np.float32) for block in vectors]
+
+
+def pieces(blocks: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, rows) of at most ROWS_PER_PIECE consecutive rows of the blocks, in order."""
+    start = 0
+    for block in blocks:
+        for at in range(0, len(block), ROWS_PER_PIECE):
+            piece = block[at : at + ROWS_PER_PIECE]
+            yield start + at, piece
+        start += len(block)
+
+
+def take_rows(blocks: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """The rows of those (ascending or not) indices over the blocks, as one array."""
+    width = blocks[0].shape[1] if blocks and blocks[0].ndim == 2 else 0
+    taken = np.empty((len(rows), width), dtype=np.float32)
+    ends = np.cumsum([len(b) for b in blocks])
+    which = np.searchsorted(ends, rows, side="right")
+    for b in np.unique(which).tolist():
+        mine = which == b
+        taken[mine] = blocks[b][rows[mine] - (ends[b] - len(blocks[b]))]
+    return taken
+
+
+def unit_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows / their norms, norms); zero rows stay zero."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0), norms[:, 0]
+
+
+def positions_in(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Index of each id in the ascending `sorted_ids`, -1 where absent."""
+    at = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
+    if not len(sorted_ids):
+        return np.full(len(ids), -1, dtype=np.int64)
+    return np.where(sorted_ids[at] == ids, at, -1).astype(np.int64)
+
+
+def _weighted_columns(weights: sp.csr_matrix | np.ndarray) -> np.ndarray:
+    """The columns where any user has a non-zero weight, ascending."""
+    if isinstance(weights, np.ndarray):
+        return np.flatnonzero((weights != 0).any(axis=0))
+    return np.unique(weights.indices[weights.data != 0])
 
 
 # --------------------------------------------------------------------------- hybrid
@@ -253,15 +324,23 @@ def fuse(
     return total
 
 
-def similar_books(vectors: np.ndarray, book: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """The k books nearest to `book` by cosine (indices, cosines), best first; itself and books
-    without a vector excluded. ValueError if `book` has no vector."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1)
-    if norms[book] == 0:
+def similar_books(
+    vectors: np.ndarray | Sequence[np.ndarray], book: int, k: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k books nearest to `book` by cosine (row indices, cosines), best first; itself and
+    books without a vector excluded. ValueError if `book` has no vector. `vectors` whole or as
+    consecutive row blocks."""
+    blocks = row_blocks(vectors)
+    target = take_rows(blocks, np.array([book]))[0]
+    target_norm = np.linalg.norm(target)
+    if target_norm == 0:
         raise ValueError(f"book {book} has no vector")
-    cosine = vectors @ vectors[book] / np.where(norms > 0, norms, 1.0) / norms[book]
-    cosine[norms == 0] = -np.inf
+    cosine = np.empty(sum(len(b) for b in blocks), dtype=np.float32)
+    for start, piece in pieces(blocks):
+        norms = np.linalg.norm(piece, axis=1)
+        part = piece @ target / np.where(norms > 0, norms, 1.0) / target_norm
+        part[norms == 0] = -np.inf
+        cosine[start : start + len(piece)] = part
     cosine[book] = -np.inf
     order = np.lexsort((np.arange(len(cosine)), -cosine))[:k]
     order = order[np.isfinite(cosine[order])]

@@ -43,19 +43,24 @@ class Model(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class BookVectors:
-    """One vector per book (float32 rows), in the order of the ascending database ids."""
+    """One vector per book (float32 rows), in the order of the ascending database ids: one
+    array, or consecutive row blocks (a snapshot's chunks as read, see storage.snapshots)."""
 
     family: str
     book_ids: np.ndarray
-    vectors: np.ndarray
+    vectors: np.ndarray | tuple[np.ndarray, ...]
 
     @property
     def dim(self) -> int:
-        return int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0
+        first = self.vectors if isinstance(self.vectors, np.ndarray) else self.vectors[0]
+        return int(first.shape[1]) if first.ndim == 2 else 0
 
     def aligned(self, catalogue: np.ndarray) -> np.ndarray:
         """(len(catalogue), dim) with zero rows for books without a vector."""
-        return align_rows(self.book_ids, self.vectors, catalogue)
+        vectors = self.vectors
+        if not isinstance(vectors, np.ndarray):
+            vectors = np.concatenate(vectors) if len(vectors) > 1 else vectors[0]
+        return align_rows(self.book_ids, vectors, catalogue)
 
 
 def align_rows(ids: np.ndarray, rows: np.ndarray, catalogue: np.ndarray) -> np.ndarray:

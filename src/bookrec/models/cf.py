@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bookrec.algorithms.matrix import InteractionMatrix, positions
-from bookrec.algorithms.scoring import cf_scores
-from bookrec.models.base import UserBatch, align_rows, training_core
+from bookrec.algorithms.scoring import cf_scores, pieces, row_blocks
+from bookrec.models.base import UserBatch, training_core
 from bookrec.settings import CfSettings, SparkSettings
 
 
@@ -95,23 +95,30 @@ def fit_cf(
 
 class CfModel:
     """Scores x_u · y_i over a catalogue; users without a vector get a row of -inf, books
-    without one -inf."""
+    without one -inf. The book vectors (whole or as row blocks) are scored where they are,
+    never copied into the catalogue's order."""
 
     name = "cf"
 
     def __init__(self, vectors: CfVectors, catalogue: np.ndarray) -> None:
         self.catalogue = catalogue
         self.vectors = vectors
-        self.book_vectors = align_rows(vectors.book_ids, vectors.book_vectors, catalogue)
+        self._blocks = row_blocks(vectors.book_vectors)
+        self._columns = positions(catalogue, vectors.book_ids)
         self.present = np.zeros(len(catalogue), dtype=bool)
-        at = positions(catalogue, vectors.book_ids)
-        self.present[at[at >= 0]] = True
+        self.present[self._columns[self._columns >= 0]] = True
 
     def serves(self, user_ids: np.ndarray) -> np.ndarray:
         return positions(self.vectors.user_ids, user_ids) >= 0
 
     def scores(self, users: UserBatch) -> np.ndarray:
         rows = positions(self.vectors.user_ids, users.user_ids)
-        user_vectors = np.full((len(rows), self.book_vectors.shape[1]), np.nan, dtype=np.float32)
+        dim = self._blocks[0].shape[1] if self._blocks else 0
+        user_vectors = np.full((len(rows), dim), np.nan, dtype=np.float32)
         user_vectors[rows >= 0] = self.vectors.user_vectors[rows[rows >= 0]]
-        return cf_scores(user_vectors, self.book_vectors, self.present)
+        scores = np.full((len(rows), len(self.catalogue)), -np.inf, dtype=np.float32)
+        for start, piece in pieces(self._blocks):
+            columns = self._columns[start : start + len(piece)]
+            kept = columns >= 0
+            scores[:, columns[kept]] = cf_scores(user_vectors, piece)[:, kept]
+        return scores

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bookrec.algorithms.matrix import positions
 from bookrec.algorithms.scoring import DEFAULT_PRIOR, EmbeddingScorer
 from bookrec.models.base import BookVectors, UserBatch
 
@@ -23,7 +24,10 @@ class EmbeddingModel:
         self.name = vectors.family
         self.catalogue = catalogue
         self.prior = DEFAULT_PRIOR.get(vectors.family, 0.0) if prior is None else prior
-        self._scorer = EmbeddingScorer(vectors.aligned(catalogue), popularity, self.prior)
+        self._scorer = EmbeddingScorer(
+            vectors.vectors, popularity, self.prior,
+            columns=positions(catalogue, vectors.book_ids), n_books=len(catalogue),
+        )  # fmt: skip
 
     def scores(self, users: UserBatch) -> np.ndarray:
         return self._scorer.scores(users.weights)

@@ -27,7 +27,8 @@ class _Catalogue:
 
     def __init__(self, repo: Repository, families: list[str]) -> None:
         self.repo = repo
-        self.loaded = repo.load_vector_families(families) if families else {}
+        # Row blocks: a snapshot's chunks as fetched, never joined into one array.
+        self.loaded = repo.load_vector_families(families, as_blocks=True) if families else {}
         # Vectors belong to books: the family with the most (usually content, which every
         # book with a text has) may hold every book's id already.
         largest = max((ids for ids, _ in self.loaded.values()), key=len, default=None)
@@ -200,7 +201,7 @@ def similar(repo: Repository, book: str, *, space: str = "content", k: int = 10)
     book_id = repo.find_book(book)
     if book_id is None:
         raise InputError(f"unknown book {book!r}", hint="bookrec ingest books FILE")
-    ids, vectors = repo.load_vectors(space, "books")
+    ids, vectors = repo.load_vector_families([space], as_blocks=True)[space]
     if len(ids) == 0:
         raise NotReadyError(f"no {space} vectors yet", hint=f"run {commands[space]}")
     row = np.searchsorted(ids, book_id)

@@ -25,6 +25,7 @@ from bookrec.storage.runs import Runs, TrainingRun
 from bookrec.storage.schema import Migration, Schema
 from bookrec.storage.snapshots import Snapshots
 from bookrec.storage.tuned import TunedSettings
+from bookrec.storage.vector_chunks import VectorChunks, VectorSource
 from bookrec.storage.vectors import ProgressCallback, Vectors, VectorStats
 
 
@@ -45,6 +46,7 @@ class Repository:
         self.fold_ins = FoldIns(
             dialect, self.snapshots, self.training_runs, self.interactions, self.vectors
         )
+        self.vector_chunks = VectorChunks(dialect, self.snapshots, self.training_runs)
 
     @property
     def url(self):
@@ -152,12 +154,17 @@ class Repository:
         return self.vectors.load(family, side)
 
     def load_vector_families(
-        self, families: Sequence[str], side: str = "books"
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return self.vectors.load_families(families, side)
+        self, families: Sequence[str], side: str = "books", *, as_blocks: bool = False
+    ) -> dict[str, tuple[np.ndarray, Any]]:
+        return self.vectors.load_families(families, side, as_blocks=as_blocks)
 
     def load_vector(self, family: str, side: str, row_id: int) -> np.ndarray | None:
         return self.vectors.load_one(family, side, row_id)
+
+    def read_vector_chunks(self, family: str, side: str) -> AbstractContextManager[VectorSource]:
+        """A family's vectors of one side in chunks, with external ids and the latest run:
+        `with repo.read_vector_chunks("cf", "books") as source: for chunk in source.chunks:`."""
+        return self.vector_chunks.read(family, side)
 
     def replace_vectors(
         self,

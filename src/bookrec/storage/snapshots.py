@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -63,10 +64,11 @@ class Snapshots:
         rows = self.dialect.execute(sql, params).fetchall()
         return {r[0]: SnapshotHeader(*r) for r in rows}
 
-    def read(self, names: Sequence[str], dtype: type) -> dict[str, Snapshot]:
+    def read(self, names: Sequence[str], dtype: type, *, as_blocks: bool = False) -> dict:
         """The snapshots of those names that exist, each read whole from one state of the
         database. A snapshot of one chunk is a view of the fetched bytes (on a little-endian
-        machine: no copy); a longer one is copied chunk by chunk into one array."""
+        machine: no copy); a longer one is copied chunk by chunk into one array, or with
+        `as_blocks` left as a tuple of views, one per chunk (its rows in order)."""
         if not names:
             return {}
         with self.dialect.read_snapshot():
@@ -82,7 +84,9 @@ class Snapshots:
                 f" WHERE name IN ({self.dialect.marks(len(headers))}) ORDER BY name, chunk",
                 tuple(headers),
             )
-            assemblies = {name: _Assembly(h, np.dtype(dtype)) for name, h in headers.items()}
+            assemblies = {
+                name: _Assembly(h, np.dtype(dtype), as_blocks) for name, h in headers.items()
+            }
             for name, chunk, ids, data in rows:
                 assemblies[name].add(chunk, ids, data)
         found = {name: assembly.result() for name, assembly in assemblies.items()}
@@ -143,12 +147,13 @@ class Snapshots:
 class _Assembly:
     """One snapshot's arrays, filled chunk by chunk as its rows arrive."""
 
-    def __init__(self, header: SnapshotHeader, dtype: np.dtype) -> None:
-        self.header, self.dtype = header, dtype
+    def __init__(self, header: SnapshotHeader, dtype: np.dtype, as_blocks: bool = False) -> None:
+        self.header, self.dtype, self.as_blocks = header, dtype, as_blocks
         self.chunks = self.rows = 0
         self.ids = np.empty(0, np.int64)
         self.table = np.empty((0, header.width), dtype)
-        if header.n_chunks > 1:
+        self.blocks: list[tuple[np.ndarray, np.ndarray]] = []
+        if header.n_chunks > 1 and not as_blocks:
             self.ids = np.empty(header.n_rows, np.int64)
             self.table = np.empty((header.n_rows, header.width), dtype)
 
@@ -158,7 +163,9 @@ class _Assembly:
         chunk_ids = np.frombuffer(ids, dtype="<i8")
         little = self.dtype.newbyteorder("<")
         chunk_table = np.frombuffer(data, dtype=little).reshape(len(chunk_ids), self.header.width)
-        if self.header.n_chunks == 1:  # views of the fetched bytes
+        if self.as_blocks:
+            self.blocks.append((chunk_ids, chunk_table))
+        elif self.header.n_chunks == 1:  # views of the fetched bytes
             self.ids, self.table = chunk_ids, chunk_table
         else:
             self.ids[self.rows : self.rows + len(chunk_ids)] = chunk_ids
@@ -166,9 +173,16 @@ class _Assembly:
         self.chunks += 1
         self.rows += len(chunk_ids)
 
-    def result(self) -> tuple[np.ndarray, np.ndarray] | None:
+    def result(self) -> tuple[np.ndarray, Any] | None:
         if (self.chunks, self.rows) != (self.header.n_chunks, self.header.n_rows):
             return None
+        if self.as_blocks:
+            ids = np.concatenate([i for i, _ in self.blocks]) if self.blocks else self.ids
+            tables = [t.astype(self.dtype, copy=False) for _, t in self.blocks] or [self.table]
+            ids.flags.writeable = False
+            for table in tables:
+                table.flags.writeable = False
+            return ids.astype(np.int64, copy=False), tuple(tables)
         ids = self.ids.astype(np.int64, copy=False)
         table = self.table.astype(self.dtype, copy=False).reshape(self.rows, self.header.width)
         ids.flags.writeable = table.flags.writeable = False

@@ -106,22 +106,24 @@ class Vectors(ABC):
         return self.load_families([family], side)[family]
 
     def load_families(
-        self, families: Sequence[str], side: str = "books"
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        self, families: Sequence[str], side: str = "books", *, as_blocks: bool = False
+    ) -> dict[str, tuple[np.ndarray, Any]]:
         """load of several families: books from their snapshots where there is one, the rest
         from the JSON columns in one scan of the table (rows are wide). The arrays are
-        read-only either way."""
-        loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        read-only either way. With `as_blocks` each family's vectors are a tuple of
+        consecutive row blocks (a snapshot's chunks, not joined into one array)."""
+        loaded: dict[str, tuple[np.ndarray, Any]] = {}
         if side == "books":
             names = {snapshot_name(family): family for family in families}
-            for name, (ids, vectors, _) in self.snapshots.read(list(names), np.float32).items():
+            found = self.snapshots.read(list(names), np.float32, as_blocks=as_blocks)
+            for name, (ids, vectors, _) in found.items():
                 loaded[names[name]] = ids, vectors
         missing = [f for f in families if f not in loaded]
         if missing:
             from_json = self.load_json(missing, side)
-            for ids, vectors in from_json.values():
+            for family, (ids, vectors) in from_json.items():
                 ids.flags.writeable = vectors.flags.writeable = False
-            loaded |= from_json
+                loaded[family] = (ids, (vectors,)) if as_blocks else (ids, vectors)
         return {family: loaded[family] for family in families}
 
     def load_json(
