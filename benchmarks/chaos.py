@@ -335,8 +335,20 @@ class Harness:
         return {
             "ingest-interactions": ["ingest", "interactions", str(self.data.extra_interactions)],
             "ingest-books": ["ingest", "books", str(self.data.extra_books)],
-            "train-cf": ["train", "cf", "--factors", dim, "--iterations", "10"],
-            "train-gnn": ["train", "gnn", "--dim", dim, "--workers", "2", "--epochs", "2"],
+            # --force: the quality gate runs (and is interrupted) too, but the alternating
+            # dimensions' worse runs are published anyway.
+            "train-cf": ["train", "cf", "--factors", dim, "--iterations", "10", "--force"],
+            "train-gnn": [
+                "train",
+                "gnn",
+                "--dim",
+                dim,
+                "--workers",
+                "2",
+                "--epochs",
+                "2",
+                "--force",
+            ],
             "embed": ["embed", "--dim", dim],
             "db-upgrade": ["db", "upgrade"],
         }[command]
@@ -444,7 +456,8 @@ class Harness:
     def stale_running_rows(self) -> list[int]:
         """`running` rows after a clean run of every model (SIGKILL leaves them until the
         next run of that model marks them failed)."""
-        for args in (["train", "cf", "--factors", "8"], ["train", "gnn", "--dim", "8"],
+        for args in (["train", "cf", "--factors", "8", "--force"],
+                     ["train", "gnn", "--dim", "8", "--force"],
                      ["embed", "--dim", "8"]):  # fmt: skip
             self.run_ok(*args)
         return running_runs(self.url)

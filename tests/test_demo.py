@@ -47,6 +47,17 @@ def test_demo_fills_a_database_and_refuses_a_used_one(db_url):
     assert forced.exit_code == 0, forced.stderr
 
 
+@pytest.mark.slow
+def test_demo_at_its_defaults_on_a_sqlite_file(tmp_path):
+    """Regression: the streamed read of the training data once opened the database with a
+    second copy of SQLite in the same process (ADBC's driver), which broke the first one's
+    WAL index: `bookrec demo --users 300` died of SIGBUS (exit 135) at train gnn's commit."""
+    result = Cli(f"sqlite:///{tmp_path / 'demo.db'}")("demo", "--users", "300", "--json")
+    assert result.exit_code == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["status"]["ready"] is True
+
+
 def test_demo_text_output_names_the_licence(tmp_path):
     result = Cli(f"sqlite:///{tmp_path / 'demo.db'}")("demo", "--users", "40", env=FAST)
     assert result.exit_code == 0, result.stderr

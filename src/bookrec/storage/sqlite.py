@@ -15,12 +15,17 @@ import numpy as np
 import orjson
 
 from bookrec.dburl import DatabaseUrl
-from bookrec.domain import EVENTS, BookRecord, InteractionBatch
+from bookrec.domain import EVENTS, BookRecord, InteractionArrays, InteractionBatch
 from bookrec.errors import DatabaseUnavailableError, InputError, JobFailedError, LockBusyError
 from bookrec.storage.books import BOOK_FIELDS, TEXT_FIELDS, Books, BookUpsertResult, book_values
-from bookrec.storage.columns import INTERACTION_COLUMNS, json_text
+from bookrec.storage.columns import INTERACTION_COLUMNS, event_code_sql, json_text
 from bookrec.storage.dialect import Dialect
-from bookrec.storage.interactions import ARROW_BATCH_ROWS, Interactions
+from bookrec.storage.interactions import (
+    RATING_OR_NO_RATING,
+    Interactions,
+    compact_arrays,
+    prefetched,
+)
 from bookrec.storage.loading import InteractionLoader, first_in_key_order
 from bookrec.storage.repository import Repository
 from bookrec.storage.vectors import Vectors, chunks
@@ -372,17 +377,36 @@ class SqliteInteractions(Interactions):
 
     @contextlib.contextmanager
     def _arrow_connection(self) -> Iterator[Any]:
-        import adbc_driver_sqlite.dbapi
-
+        # A read-only connection of Python's own SQLite, never of a second copy of the library
+        # (ADBC's driver bundles one): two copies in one process ignore each other's POSIX
+        # locks, and the second to open a WAL database truncates the first one's shared
+        # memory, which ends the first one's next commit in SIGBUS.
         uri = f"{self.dialect.path.resolve().as_uri()}?mode=ro"
-        conn = adbc_driver_sqlite.dbapi.connect(uri)
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         try:
+            conn.execute("BEGIN")  # one read snapshot for the whole stream
             yield conn
         finally:
             conn.close()
 
-    def _arrow_options(self) -> dict[str, str]:
-        return {"adbc.sqlite.query.batch_rows": str(ARROW_BATCH_ROWS)}
+    def _arrow_chunks(
+        self, conn: Any, max_id: int, id_dtype: type, chunk_rows: int
+    ) -> Iterator[tuple[InteractionArrays, np.ndarray]]:
+        cursor = conn.execute(
+            f"SELECT user_id, book_id, {event_code_sql()}, {RATING_OR_NO_RATING},"
+            f" {self.dialect.epoch('occurred_at')} FROM interactions"
+            f" WHERE id <= {int(max_id)} ORDER BY id"
+        )
+
+        def chunks() -> Iterator[tuple[InteractionArrays, np.ndarray]]:
+            while rows := cursor.fetchmany(chunk_rows):
+                table = np.array(rows, dtype=np.float64)
+                yield compact_arrays(*table.T, id_dtype, max_id), table[:, 4]
+
+        try:
+            yield from prefetched(chunks())
+        finally:
+            cursor.close()
 
     def _epoch_seconds(self, column: Any) -> np.ndarray:
         return column.to_numpy().astype(np.float64, copy=False)
