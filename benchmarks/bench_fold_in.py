@@ -138,7 +138,9 @@ def cost(
         for backend in backends:
             name = f"bookrec_bench_fold_in_{backend}_{n}"
             url = _reused(backend, name) if reuse else None
-            if url is None:
+            if url is not None:
+                run(url, "db", "upgrade")  # loaded by an older bookrec, perhaps
+            else:
                 url = fresh_database(backend, name)
                 run(url, "ingest", "books", str(books), "--skip-embeddings")
                 run(url, "ingest", "interactions", str(events))
