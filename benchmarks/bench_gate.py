@@ -32,7 +32,7 @@ def main() -> None:
     run_bookrec(url, "ingest", "books", str(books_csv()), "--skip-embeddings")
     run_bookrec(url, "ingest", "interactions", str(events))
     for model in args.models.split(","):
-        run_bookrec(url, "train", model, "--json")  # something published to compare with
+        run_bookrec(url, "train", model, "--force", "--json")  # something published to compare with
         for _ in range(args.repeat):
             for flag in ("--no-gate", "--gate"):
                 result = run_bookrec(url, "train", model, flag, "--json")

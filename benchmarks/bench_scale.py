@@ -108,9 +108,9 @@ def run_backend(backend: str, n: int, args: argparse.Namespace) -> dict:
     print(f"{backend}, {n:,} interactions ({users:,} users x {books:,} books)", flush=True)
     step("ingest books", "ingest", "books", str(books_path), "--skip-embeddings", "--json")
     step("ingest interactions", "ingest", "interactions", str(events_path), "--json")
-    step("train cf", "train", "cf", "--json")
+    step("train cf", "train", "cf", "--force", "--json")
     if n <= args.gnn_up_to:
-        step("train gnn", "train", "gnn", "--json")
+        step("train gnn", "train", "gnn", "--force", "--json")
     else:
         print(f"  train gnn skipped (over --gnn-up-to {args.gnn_up_to:,.0f})")
     step("embed", "embed", "--json")
