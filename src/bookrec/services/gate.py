@@ -135,7 +135,18 @@ def _published(
             cf = resolved_cf(ids, vectors, core, split.rows, split.train, regularization, alpha)
             models["cf"] = cf.model(core.book_ids)
         else:
+            prior = settings.gnn.prior if family == "gnn" else settings.content.prior
             models[family] = EmbeddingModel(
-                BookVectors(family, ids, vectors), core.book_ids, book_popularity
+                BookVectors(family, ids, vectors), core.book_ids, book_popularity, prior
             )
     return models
+
+
+def record_rejection(
+    repo: Repository, run_id: int, result: dict, phases: Phases, checked: GateResult
+) -> None:
+    """The run the gate rejected, recorded as such with its figures: nothing is replaced."""
+    repo.finish_run(
+        run_id, "rejected", **{**result, "phases": phases.seconds},
+        error=f"rejected by the quality gate: {checked.reason}",
+    )  # fmt: skip

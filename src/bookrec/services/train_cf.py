@@ -14,7 +14,7 @@ from bookrec.models.gate import MIN_USERS, gate_split, training_part
 from bookrec.progress import Phases
 from bookrec.results import TrainCfResult
 from bookrec.services.fold_in import fold_in_grams
-from bookrec.services.gate import judge, skipped
+from bookrec.services.gate import judge, record_rejection, skipped
 from bookrec.services.training import (
     counting_book_events,
     load_training_data,
@@ -79,10 +79,7 @@ def train_cf(
             result = run_result(data, phases, metrics=metrics)
             if checked is not None and not checked.passed and not force:
                 rejected = checked
-                repo.finish_run(
-                    run_id, "rejected", **{**result, "phases": phases.seconds},
-                    error=f"rejected by the quality gate: {checked.reason}",
-                )  # fmt: skip
+                record_rejection(repo, run_id, result, phases, checked)
             else:
                 with phases.phase("write", total=data.n_users + data.n_books) as update:
                     write_started = time.perf_counter()

@@ -12,7 +12,7 @@ from bookrec.models.gate import MIN_USERS, gate_split, training_part
 from bookrec.models.gnn import check_engine_available, fit_gnn, gnn_core
 from bookrec.progress import Phases
 from bookrec.results import TrainGnnResult
-from bookrec.services.gate import judge, skipped
+from bookrec.services.gate import judge, record_rejection, skipped
 from bookrec.services.train_cf import use_gate
 from bookrec.services.training import (
     counting_book_events,
@@ -59,7 +59,9 @@ def train_gnn(
             training = training_part(core, split) if split is not None else core
             fit = fit_gnn(training, gnn, phases, settings.spark)
             if split is not None:
-                candidate = EmbeddingModel(fit.vectors, core.book_ids, popularity(split.train))
+                candidate = EmbeddingModel(
+                    fit.vectors, core.book_ids, popularity(split.train), gnn.prior
+                )
                 outcome = judge(repo, settings, "gnn", candidate, core, split, phases, force=force)
                 checked = outcome.result
                 hybrid_rows = outcome.hybrid_rows()
@@ -69,10 +71,7 @@ def train_gnn(
             result = run_result(data, phases, metrics=metrics)
             if checked is not None and not checked.passed and not force:
                 rejected = checked
-                repo.finish_run(
-                    run_id, "rejected", **{**result, "phases": phases.seconds},
-                    error=f"rejected by the quality gate: {checked.reason}",
-                )  # fmt: skip
+                record_rejection(repo, run_id, result, phases, checked)
             else:
                 with (
                     phases.phase("write", total=data.n_books) as update,
