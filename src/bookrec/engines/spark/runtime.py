@@ -278,9 +278,14 @@ class _SignalCancel:
         self.previous.clear()
 
     def _handle(self, signum: int, _frame: object) -> None:
+        from bookrec.interrupts import Terminated
+
         if self.context is not None:
             _quietly(self.context.cancelAllJobs)
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+        # What bookrec's own handler raises, so the exit code is 130 / 143 as documented.
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
 
 
 class _StageReporter:
