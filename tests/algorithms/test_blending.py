@@ -48,6 +48,18 @@ def test_only_noise_beside_the_best_part_leaves_the_best_part_alone():
     assert fit.fused == fit.single["cf"]
 
 
+def test_candidates_do_not_depend_on_the_batch_of_users_scored_at_once():
+    parts, relevant, exclude = _problem(n_users=300, seed=2)
+
+    def score(rows):
+        return {n: s[rows] for n, s in parts.items()}
+
+    default = candidate_scores(score, relevant, exclude)
+    small = candidate_scores(score, relevant, exclude, batch_size=7)
+    for field in ("z", "served", "hits", "n_relevant"):
+        assert np.array_equal(getattr(default, field), getattr(small, field)), field
+
+
 def test_fused_ndcg_of_one_part_matches_the_exact_metric():
     from bookrec.algorithms.metrics import ndcg_at_k
     from bookrec.algorithms.ranking import top_k

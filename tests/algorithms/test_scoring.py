@@ -145,6 +145,23 @@ def test_normalisations_for_fusion():
         normalised(scores, "mean")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("method", ["zscore", "minmax", "rrf"])
+def test_normalised_in_row_blocks_equals_the_whole_matrix_at_once(monkeypatch, method):
+    from bookrec.algorithms import scoring
+
+    rng = np.random.default_rng(4)
+    scores = rng.normal(size=(37, 50)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.3] = -INF
+    scores[5] = -INF  # a row without a finite score
+    scores[9] = 2.5  # a constant row
+    whole = normalised(scores, method)
+    whole_z = scoring.standardised(scores)
+    monkeypatch.setattr(scoring, "ROW_BLOCK_CELLS", 3 * 50)  # blocks of 3 rows, 13 blocks
+    blocks = normalised(scores, method)
+    assert blocks.dtype == np.float32 and np.array_equal(blocks, whole)
+    assert np.array_equal(scoring.standardised(scores), whole_z)
+
+
 WEIGHTS_HYBRID = {"cf": 1.0, "gnn": 0.5, "popular": 0.1}
 
 

@@ -22,6 +22,8 @@ import scipy.sparse as sp
 # Weights of the other strategies relative to the best one's 1.
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 CANDIDATES_PER_STRATEGY = 100
+# Scores of one batch of users held at once, per strategy (float32 cells: 128 MB).
+BATCH_CELLS = 1 << 25
 MIN_GAIN_SE = 2.0
 FALLBACK = "popular"
 
@@ -59,15 +61,18 @@ def candidate_scores(
     relevant: sp.csr_matrix,
     exclude: sp.csr_matrix,
     per_strategy: int = CANDIDATES_PER_STRATEGY,
-    batch_size: int = 512,
+    batch_size: int | None = None,
 ) -> CandidateScores:
     """The candidates of the users (rows of `relevant`) with relevant books; score_fn(rows)
-    gives each strategy's (len(rows), n_books) scores of those rows."""
+    gives each strategy's (len(rows), n_books) scores of those rows. Users are scored in
+    batches of `batch_size` (default: as many as keep a batch's scores near BATCH_CELLS)."""
     from bookrec.algorithms.scoring import available, normalised
 
     relevant = sp.csr_matrix(relevant)
     exclude = sp.csr_matrix(exclude)
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    if batch_size is None:
+        batch_size = int(np.clip(BATCH_CELLS // max(relevant.shape[1], 1), 16, 512))
     blocks: list[tuple] = []
     names: tuple[str, ...] = ()
     for start in range(0, len(users), batch_size):

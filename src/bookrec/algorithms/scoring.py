@@ -24,7 +24,7 @@ standardisation (x - mean) / std over the finite entries of a row:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -133,9 +133,30 @@ def recent_interactions(
     )
 
 
+# Rows transformed together: their float64 temporaries stay in the CPU's cache. Over a whole
+# (512 users x 200k books) block, memory traffic made the z-scores 8-10x slower.
+ROW_BLOCK_CELLS = 1 << 20
+
+
+def by_row_blocks(transform: Callable[[np.ndarray], np.ndarray], scores: np.ndarray) -> np.ndarray:
+    """transform (a row-wise float32 function of a 2-d array) applied a few rows at a time:
+    the same numbers as on the whole array."""
+    scores = np.asarray(scores, dtype=np.float32)
+    rows = max(1, ROW_BLOCK_CELLS // max(scores.shape[-1], 1))
+    if scores.ndim != 2 or len(scores) <= rows:
+        return transform(scores)
+    out = np.empty(scores.shape, dtype=np.float32)
+    for start in range(0, len(scores), rows):
+        out[start : start + rows] = transform(scores[start : start + rows])
+    return out
+
+
 def standardised(scores: np.ndarray) -> np.ndarray:
     """z per row over its finite entries (float32); -inf stays -inf, a constant row gives 0."""
-    scores = np.asarray(scores, dtype=np.float32)
+    return by_row_blocks(_standardised_rows, scores)
+
+
+def _standardised_rows(scores: np.ndarray) -> np.ndarray:
     finite = np.isfinite(scores)
     count = finite.sum(axis=1, keepdims=True)
     values = np.where(finite, scores, 0.0)
@@ -267,10 +288,15 @@ def available(scores: np.ndarray) -> np.ndarray:
 def normalised(scores: np.ndarray, method: FusionMethod = "zscore") -> np.ndarray:
     """Per-row normalisation for fusion; -inf entries get the row's lowest normalised value
     (0 for minmax and rrf) and rows without a finite score all zeros."""
-    scores = np.asarray(scores, dtype=np.float32)
+    if method not in ("zscore", "minmax", "rrf"):
+        raise ValueError(f"unknown fusion method {method!r}")
+    return by_row_blocks(lambda rows: _normalised_rows(rows, method), scores)
+
+
+def _normalised_rows(scores: np.ndarray, method: FusionMethod) -> np.ndarray:
     finite = np.isfinite(scores)
     if method == "zscore":
-        values = standardised(scores)
+        values = _standardised_rows(scores)
         low = np.where(finite, values, np.inf).min(axis=1, keepdims=True)
         return np.where(finite, values, np.where(np.isfinite(low), low, 0.0)).astype(np.float32)
     if method == "minmax":

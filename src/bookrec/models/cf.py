@@ -107,6 +107,11 @@ class CfModel:
         self._columns = positions(catalogue, vectors.book_ids)
         self.present = np.zeros(len(catalogue), dtype=bool)
         self.present[self._columns[self._columns >= 0]] = True
+        # The catalogue is the vectors' own books in their order (a freshly fitted model, the
+        # gate's): one product gives the scores, no copy into the catalogue's columns.
+        self._in_order = len(self._blocks) == 1 and np.array_equal(
+            self._columns, np.arange(len(catalogue))
+        )
 
     def serves(self, user_ids: np.ndarray) -> np.ndarray:
         return positions(self.vectors.user_ids, user_ids) >= 0
@@ -116,6 +121,8 @@ class CfModel:
         dim = self._blocks[0].shape[1] if self._blocks else 0
         user_vectors = np.full((len(rows), dim), np.nan, dtype=np.float32)
         user_vectors[rows >= 0] = self.vectors.user_vectors[rows[rows >= 0]]
+        if self._in_order:
+            return cf_scores(user_vectors, self._blocks[0])
         scores = np.full((len(rows), len(self.catalogue)), -np.inf, dtype=np.float32)
         for start, piece in pieces(self._blocks):
             columns = self._columns[start : start + len(piece)]
