@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bookrec.algorithms.foldin import gram, neighbour_mean, solve_rows, updated_gram
+from bookrec.algorithms.cf import gram, solve_rows
+from bookrec.algorithms.foldin import neighbour_mean, updated_gram
 
 
 def _matrix(n_users: int, n_books: int, density: float, seed: int) -> sp.csr_matrix:

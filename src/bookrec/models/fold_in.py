@@ -105,7 +105,7 @@ def fold_in_users(
     """Each user's vector against the fixed books (ascending `book_ids`), from all of their
     interactions with those books; users with fewer than `min_interactions` weighted pairs
     (a 1–2★ rating weighs nothing) get none."""
-    from bookrec.algorithms.foldin import solve_rows
+    from bookrec.algorithms.cf import solve_rows
 
     matrix = build_matrix(
         interactions, parameters.scheme(), now, user_ids=user_ids, book_ids=book_ids
@@ -124,7 +124,7 @@ def fold_in_books(
 ) -> SolvedRows:
     """Each book's vector against the fixed vectors of its readers (ascending `reader_ids`),
     with YᵀY over every user vector (`user_gram`)."""
-    from bookrec.algorithms.foldin import solve_rows
+    from bookrec.algorithms.cf import solve_rows
 
     matrix = build_matrix(
         interactions, parameters.scheme(), now, user_ids=reader_ids, book_ids=book_ids

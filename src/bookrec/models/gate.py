@@ -101,13 +101,13 @@ def resolved_cf(
 ) -> CfVectors:
     """cf vectors of the users at `user_rows` of the core solved from fixed book vectors on
     their rows of `weights` (users × core books)."""
-    from bookrec.algorithms.cf import solve_users
+    from bookrec.algorithms.cf import solve_rows
     from bookrec.algorithms.matrix import positions
 
     at = positions(book_ids, core.book_ids)
     aligned = np.zeros((len(core.book_ids), book_vectors.shape[1]), dtype=np.float32)
     aligned[at >= 0] = book_vectors[at[at >= 0]]
-    solved = solve_users(aligned, weights[user_rows], regularization=regularization, alpha=alpha)
+    solved = solve_rows(weights[user_rows], aligned, regularization=regularization, alpha=alpha)
     return CfVectors(core.user_ids[user_rows], solved, core.book_ids, aligned)
 
 

@@ -28,7 +28,7 @@ USER_GRAM, BOOK_GRAM = "user_gram", "book_gram"  # float64 FᵀF of each side, a
 
 def fold_in_grams(user_vectors: np.ndarray, book_vectors: np.ndarray) -> dict[str, bytes]:
     """The artifacts of a full cf run that let a fold-in solve without reading every vector."""
-    from bookrec.algorithms.foldin import gram
+    from bookrec.algorithms.cf import gram
 
     return {USER_GRAM: gram(user_vectors).tobytes(), BOOK_GRAM: gram(book_vectors).tobytes()}
 
@@ -54,7 +54,8 @@ def base_and_watermark(repo: Repository, model: str) -> tuple[TrainingRun, int, 
 def fold_in_cf(
     repo: Repository, settings: Settings, phases: Phases, *, wait: bool = False
 ) -> FoldInResult:
-    from bookrec.algorithms.foldin import gram, updated_gram
+    from bookrec.algorithms.cf import gram
+    from bookrec.algorithms.foldin import updated_gram
     from bookrec.models.fold_in import cf_fold_in_parameters, fold_in_users
 
     started = time.perf_counter()

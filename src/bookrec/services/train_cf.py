@@ -128,11 +128,10 @@ def _with_full_rows(
 ) -> CfVectors:
     """The candidate's vectors with the held-out users' re-solved on all their rows, so the
     published vectors lose none of their data."""
-    from bookrec.algorithms.cf import solve_users
+    from bookrec.algorithms.cf import solve_rows
 
     user_vectors = vectors.user_vectors.copy()
-    user_vectors[rows] = solve_users(
-        vectors.book_vectors, core.matrix[rows], regularization=regularization,
-        alpha=cf.alpha, threads=cf.threads,
-    )  # fmt: skip
+    user_vectors[rows] = solve_rows(
+        core.matrix[rows], vectors.book_vectors, regularization=regularization, alpha=cf.alpha
+    )
     return CfVectors(vectors.user_ids, user_vectors, vectors.book_ids, vectors.book_vectors)
