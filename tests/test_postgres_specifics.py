@@ -99,6 +99,31 @@ def test_every_load_path_refuses_missing_books_and_deduplicates(load_path):
     repo.close()
 
 
+def test_a_large_load_leaves_planner_statistics_a_small_one_does_not(pg_url, monkeypatch):
+    from bookrec.storage import postgres_loader
+
+    monkeypatch.setattr(postgres_loader, "ANALYZE_AFTER_ROWS", 50)
+    repo = open_repository(pg_url)
+    books = repo.book_id_map()
+
+    def analysed() -> bool:
+        sql = "SELECT reltuples >= 0 FROM pg_class WHERE relname = 'interactions'"
+        return repo.conn.execute(sql).fetchone()[0]
+
+    def load(users: range) -> None:
+        rows = [(f"u{u}", books["a"], "view", None, float(u)) for u in users]
+        with repo.interaction_loader() as loader:
+            loader.add(InteractionBatch.from_rows(rows))
+
+    load(range(49))
+    assert not analysed()  # never analysed: autovacuum is off on the test server
+    load(range(100, 150))
+    assert analysed()
+    users = "SELECT reltuples FROM pg_class WHERE relname = 'users'"
+    assert repo.conn.execute(users).fetchone()[0] == 99
+    repo.close()
+
+
 def test_a_load_whose_key_filter_errs_on_every_key_stores_the_same(pg_url, monkeypatch):
     """The key filter only routes rows: with a filter of 8 bits nearly every key looks seen
     and goes through INSERT ... ON CONFLICT, and the outcome is the same."""

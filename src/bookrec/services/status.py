@@ -47,7 +47,8 @@ def collect_status(repo: Repository, settings: Settings, now: float | None = Non
     counts = repo.counts()
     snapshots = repo.snapshot_names()
     families = {
-        name: _family(repo, name, snapshot_name(name) in snapshots) for name in VECTOR_FAMILIES
+        name: _family(repo, name, snapshot_name(name) in snapshots, counts)
+        for name in VECTOR_FAMILIES
     }
     strategies = _strategies(counts, families)
     trend = gate_trend(repo)
@@ -118,10 +119,10 @@ def _run_summary(run: TrainingRun | None) -> RunSummary | None:
     )
 
 
-def _family(repo: Repository, family: str, snapshot: bool) -> FamilyStatus:
-    sides = {"books": repo.vector_stats(family, "books")}
+def _family(repo: Repository, family: str, snapshot: bool, counts: dict[str, Any]) -> FamilyStatus:
+    sides = {"books": repo.vector_stats(family, "books", counts["books"])}
     if VECTOR_FAMILIES[family][1]:
-        sides["users"] = repo.vector_stats(family, "users")
+        sides["users"] = repo.vector_stats(family, "users", counts["users"])
     run = repo.latest_run(family)
     since = oldest = None
     if run is not None and run.max_interaction_id is not None:

@@ -184,6 +184,11 @@ class PostgresInteractionLoader(InteractionLoader):
 
     def _commit(self) -> None:
         self._finish_copy()
+        if self.result.inserted >= ANALYZE_AFTER_ROWS:
+            # In the load's transaction, so a Ctrl-C here still leaves nothing changed. Without
+            # statistics (autovacuum off or not yet run) the planner scans all of interactions
+            # for a range of ids: status's 0.25 s queries at 10M rows become < 1 ms.
+            self.conn.execute("ANALYZE interactions, users")
         self._tx.__exit__(None, None, None)
 
     def _rollback(self) -> None:
@@ -192,6 +197,8 @@ class PostgresInteractionLoader(InteractionLoader):
         with contextlib.suppress(psycopg.Error):
             self._tx.__exit__(psycopg.Rollback, psycopg.Rollback(), None)
 
+
+ANALYZE_AFTER_ROWS = 10_000  # a load that adds this many rows refreshes the planner's statistics
 
 # bookrec's own triggers (migrations 0002, 0003): none fires on an INSERT of what a load writes
 # (users without vectors, interactions).

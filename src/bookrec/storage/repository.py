@@ -147,8 +147,8 @@ class Repository:
         return self.interactions.book_event_counts(since)
 
     # -- vectors ---------------------------------------------------------------------------
-    def vector_stats(self, family: str, side: str) -> VectorStats:
-        return self.vectors.stats(family, side)
+    def vector_stats(self, family: str, side: str, rows: int | None = None) -> VectorStats:
+        return self.vectors.stats(family, side, rows)
 
     def load_vectors(self, family: str, side: str = "books") -> tuple[np.ndarray, np.ndarray]:
         return self.vectors.load(family, side)

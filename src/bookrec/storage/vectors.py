@@ -82,12 +82,14 @@ class Vectors(ABC):
         self.runs = runs
 
     # -- reading ---------------------------------------------------------------------------
-    def stats(self, family: str, side: str) -> VectorStats:
+    def stats(self, family: str, side: str, rows: int | None = None) -> VectorStats:
         """How many rows of the side have a vector of the family, of which dimensions: as its
-        last write recorded them, or (when something else changed the column since) counted."""
+        last write recorded them, or (when something else changed the column since) counted.
+        `rows`: the side's row count if the caller has it (counting scans the wide table)."""
         d = self.dialect
         column = vector_column(family, side)
-        rows = d.execute(f"SELECT count(*) FROM {side}").fetchone()[0]
+        if rows is None:
+            rows = d.execute(f"SELECT count(*) FROM {side}").fetchone()[0]
         name = snapshot_name(family, side)
         header = self.snapshots.headers([name]).get(name)
         if header is not None:
