@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -130,9 +131,46 @@ def test_a_signal_before_the_command_runs_exits_quietly(sqlite_url):
     assert proc.returncode == 143 and proc.stderr == ""
 
 
-def test_sigterm_is_an_interrupt_inside_a_command():
-    import signal
+AT_TEARDOWN = """
+import os, sys, time, types
 
+
+class Teardown:
+    def __del__(self, write=os.write, sleep=time.sleep):
+        write(1, b"teardown\\n")
+        sleep(1)
+
+
+from bookrec.cli import main
+
+sys.argv = ["bookrec", "--version"]
+try:
+    main()
+finally:
+    # A module of its own (made after main() froze the GC's objects): deleted, and its object
+    # with it, as the interpreter tears its modules down.
+    sys.modules["teardown"] = types.ModuleType("teardown")
+    sys.modules["teardown"].keep = Teardown()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_interpreter_shuts_down_leaves_the_exit_status(signum):
+    """Python gives a handled signal its default action back before it tears modules down: a
+    Ctrl-C then killed the process (exit -2) after its output and its error line."""
+    proc = subprocess.Popen([sys.executable, "-c", AT_TEARDOWN], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    lines = []
+    while (line := proc.stdout.readline()) and line != "teardown\n":
+        lines.append(line)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert line == "teardown\n", (lines, err)
+    assert proc.returncode == 0 and err == "", (proc.returncode, err)
+    assert lines[0].startswith("bookrec")
+
+
+def test_sigterm_is_an_interrupt_inside_a_command():
     from bookrec import interrupts
 
     previous = {signum: signal.getsignal(signum) for signum in interrupts.HANDLED}

@@ -1,10 +1,15 @@
 """What only the PostgreSQL backend does: interaction loads that check references themselves
 (foreign-key triggers off for their transaction) keep the plain path's guarantees; vector
 write-backs compress with lz4, read back exactly, and store the same JSONB whether parallel
-workers convert it or not, leaving nothing behind when they fail."""
+workers convert it or not, leaving nothing behind when they fail; a signal while the streamed
+read waits for the server is bookrec's interrupt."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 import uuid
 
 import numpy as np
@@ -318,3 +323,58 @@ def test_a_failing_vector_write_leaves_old_vectors_and_no_table(vector_write_pat
     ids, kept = repo.vectors.load_json(["gnn"], "books")["gnn"]
     assert ids.tolist() == books.tolist() and np.array_equal(kept, old)
     assert _leftover_tables(repo) == []
+
+
+STREAMED_READ = """
+import sys
+
+import numpy as np
+
+from bookrec import interrupts
+from bookrec.storage import open_repository
+
+interrupts.install()
+repo = open_repository(sys.argv[1])
+# The test holds a lock on interactions: the streamed read's query is the first to wait for it.
+repo.interactions._bounds = lambda: (10**6, np.int32)
+try:
+    with interrupts.command(), repo.interaction_stream() as stream:
+        for _ in stream:
+            pass
+except KeyboardInterrupt as exc:
+    print(type(exc).__name__, flush=True)
+    sys.exit(interrupts.exit_code(exc))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_streamed_read_waits_for_the_server_is_an_interrupt(pg_url, signum):
+    """ADBC puts a SIGINT handler of its own in place around its blocking calls in the main
+    thread: a Ctrl-C there failed the query ("canceling statement due to user request", exit 1),
+    or was lost, or crashed the process later. The calls are made off the main thread: the
+    signal is bookrec's interrupt, and the query is cancelled."""
+    admin = psycopg.connect(pg_url)
+    admin.execute("LOCK TABLE interactions IN ACCESS EXCLUSIVE MODE")
+    watch = psycopg.connect(pg_url, autocommit=True)  # a fresh view of pg_stat_activity each time
+    proc = subprocess.Popen([sys.executable, "-c", STREAMED_READ, pg_url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not watch.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE 'SELECT user_id, book_id,%'"
+        ).fetchone():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        started = time.monotonic()
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+        seconds = time.monotonic() - started
+    finally:
+        proc.kill()
+        watch.close()
+        admin.close()  # the lock
+    assert proc.returncode == 128 + signum, err
+    name = "KeyboardInterrupt" if signum == signal.SIGINT else "Terminated"
+    assert (out.strip(), err) == (name, "")
+    assert seconds < 5  # cancelled, not waited for until the lock went away

@@ -259,6 +259,7 @@ def main() -> None:
         app(prog_name="bookrec")
     finally:
         gc.freeze()
+        interrupts.settle()
 
 
 def _prepare_process(command: str | None) -> None:

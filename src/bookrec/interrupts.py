@@ -6,7 +6,7 @@ marked failed, no temporary file removed. The `bookrec` program turns them into 
 a KeyboardInterrupt, so that every `except KeyboardInterrupt`, `finally` and `with` on the way
 out runs as for Ctrl-C, and exits with 128 + the signal's number, the shell's convention.
 Outside a command (while the command line is parsed) every one of them exits at once with
-that code.
+that code. Once the program's exit status is settled, they are ignored (see `settle`).
 """
 
 from __future__ import annotations
@@ -65,3 +65,17 @@ def install() -> None:
     for signum in HANDLED:
         if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(signum, _raise)
+
+
+def settle() -> None:
+    """The program's exit status is decided (its output and any error line are written): from
+    now on the signals handled here are ignored.
+
+    When the interpreter shuts down it gives every signal with a Python handler its default
+    action back (SIG_DFL, which kills the process) before it tears down modules and C
+    libraries, tens of milliseconds more. A Ctrl-C or SIGTERM in that window killed the process
+    (exit -2 / -15, "killed by SIGINT") instead of leaving it its status. Python keeps an
+    ignored signal ignored."""
+    for signum in HANDLED:
+        if signal.getsignal(signum) is _raise:
+            signal.signal(signum, signal.SIG_IGN)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from bookrec.domain import EVENTS, BookEventCounts, InteractionArrays
+from bookrec.storage.adbc import off_the_main_thread
 from bookrec.storage.columns import event_code_sql
 from bookrec.storage.dialect import Dialect
 from bookrec.storage.loading import InteractionLoader
@@ -234,15 +235,18 @@ class Interactions(ABC):
     ) -> Iterator[tuple[InteractionArrays, np.ndarray]]:
         """(chunk, its float64 epoch seconds) of the rows up to max_id, in id order: read one
         chunk ahead on a thread of its own, so that the database and the driver work while the
-        caller aggregates the last one (both mostly outside Python's lock)."""
+        caller aggregates the last one (both mostly outside Python's lock). The query is
+        executed off the main thread too, where a Ctrl-C cancels it as bookrec's interrupt
+        (storage/adbc.py)."""
         cursor = conn.cursor()
+        sql = (
+            f"SELECT user_id, book_id, {event_code_sql()} AS event_code,"
+            f" {RATING_OR_NO_RATING} AS rating, occurred_at FROM interactions"
+            f" WHERE id <= {int(max_id)} ORDER BY id"
+        )
         try:
             cursor.adbc_statement.set_options(**self._arrow_options())
-            cursor.execute(
-                f"SELECT user_id, book_id, {event_code_sql()} AS event_code,"
-                f" {RATING_OR_NO_RATING} AS rating, occurred_at FROM interactions"
-                f" WHERE id <= {int(max_id)} ORDER BY id"
-            )
+            off_the_main_thread(lambda: cursor.execute(sql), cursor.adbc_cancel)
             batches = cursor.fetch_record_batch()
             yield from prefetched(self._chunks_of(batches, id_dtype, max_id, chunk_rows))
         finally:

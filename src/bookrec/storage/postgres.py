@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from bookrec.dburl import DatabaseUrl
 from bookrec.domain import BookRecord
 from bookrec.errors import DatabaseUnavailableError, LockBusyError, scrub
+from bookrec.storage.adbc import off_the_main_thread
 from bookrec.storage.books import BOOK_FIELDS, TEXT_FIELDS, Books, BookUpsertResult, book_values
 from bookrec.storage.dialect import Dialect
 from bookrec.storage.interactions import Interactions
@@ -197,13 +198,19 @@ class PostgresInteractions(Interactions):
         import adbc_driver_manager
         import adbc_driver_postgresql.dbapi
 
+        # Connecting and executing block: off the main thread, where ADBC keeps its own SIGINT
+        # handler out of the way (storage/adbc.py).
         try:
-            conn = adbc_driver_postgresql.dbapi.connect(self.dialect.conninfo)
+            conn = off_the_main_thread(
+                lambda: adbc_driver_postgresql.dbapi.connect(self.dialect.conninfo),
+                discard=lambda made: made.close(),
+            )
         except adbc_driver_manager.Error as exc:
             raise connection_error(self.dialect.url, exc) from None
         try:
             with conn.cursor() as cursor:
-                cursor.execute("SET jit = off")  # compiling the read's expressions costs more
+                # Compiling the read's expressions costs more than it saves.
+                off_the_main_thread(lambda: cursor.execute("SET jit = off"), cursor.adbc_cancel)
             yield conn
         finally:
             conn.close()
