@@ -242,10 +242,26 @@ def test_scores_from_row_blocks_equal_the_former_whole_catalogue_formulas(monkey
     aligned = np.zeros((60, 6), dtype=np.float32)
     aligned[columns] = vectors
 
-    got = EmbeddingScorer(blocks, popularity, 1.5, columns=columns, n_books=60).scores(weights)
+    scorer = EmbeddingScorer(blocks, popularity, 1.5, columns=columns, n_books=60)
+    got = scorer.scores(weights)
     np.testing.assert_allclose(got, _former_embedding_scores(aligned, weights, popularity, 1.5),
                                rtol=1e-5, atol=1e-5)  # fmt: skip
     assert np.isneginf(got[1:]).all()
+    assert np.array_equal(scorer.scores(weights), got)  # again, from the pieces it kept
+
+    # Rows not in the catalogue (-1) before consecutive columns, and rows in their own order.
+    ordered = np.concatenate([[-1, -1], np.arange(48)])
+    in_order = np.zeros((48, 6), dtype=np.float32)
+    in_order[:] = vectors[2:]
+    some = np.zeros((2, 48), dtype=np.float32)
+    some[0, [3, 9]] = 1
+    some[1, 20] = 2
+    for scorer_columns in (ordered, None):
+        rows = vectors if scorer_columns is not None else in_order
+        got = EmbeddingScorer(np.split(rows, [7]), popularity[:48], 1.5, columns=scorer_columns,
+                              n_books=48).scores(some)  # fmt: skip
+        np.testing.assert_allclose(got, _former_embedding_scores(in_order, some,
+                                   popularity[:48], 1.5), rtol=1e-5, atol=1e-5)  # fmt: skip
 
     users = rng.standard_normal((2, 6)).astype(np.float32)
     present = np.zeros(60, dtype=bool)

@@ -25,6 +25,7 @@ standardisation (x - mean) / std over the finite entries of a row:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -194,6 +195,7 @@ class EmbeddingScorer:
         n_rows = sum(len(b) for b in self._blocks)
         self._columns = np.arange(n_rows) if columns is None else np.asarray(columns, np.int64)
         self.n_books = n_rows if n_books is None else n_books
+        self._pieces: list[_UnitPiece] | None = None  # made at the first call, kept for the next
         self._prior_row: np.ndarray | None = None
         if book_popularity is not None and prior:
             log_pop = np.log1p(np.asarray(book_popularity, dtype=np.float64))[None, :]
@@ -210,18 +212,46 @@ class EmbeddingScorer:
         norms = np.linalg.norm(profile, axis=1, keepdims=True)
         profile = np.divide(profile, norms, out=np.zeros_like(profile), where=norms > 0)
         cosine = np.full((profile.shape[0], self.n_books), -np.inf, dtype=np.float32)
-        for start, piece in pieces(self._blocks):
-            piece_unit, piece_norms = unit_rows(piece)
-            part = profile @ piece_unit.T
-            part[:, piece_norms == 0] = -np.inf
-            columns = self._columns[start : start + len(piece)]
-            kept = columns >= 0
-            cosine[:, columns[kept]] = part[:, kept]
+        for piece in self._unit_pieces():
+            part = profile @ piece.unit.T
+            part[:, piece.zero] = -np.inf
+            if piece.span is not None:
+                cosine[:, piece.span] = part
+            else:
+                cosine[:, piece.columns] = part[:, piece.kept]
         cosine[norms[:, 0] == 0] = -np.inf
         scores = standardised(cosine)
         if self._prior_row is not None:
             scores += self._prior_row
         return scores
+
+    def _unit_pieces(self) -> list[_UnitPiece]:
+        """The vectors as unit rows, a piece at a time, with where each piece's scores go:
+        made once, since a caller scoring users in batches (the gate, evaluate) calls again."""
+        if self._pieces is None:
+            self._pieces = []
+            for start, piece in pieces(self._blocks):
+                unit, piece_norms = unit_rows(piece)
+                columns = self._columns[start : start + len(piece)]
+                kept = columns >= 0
+                first = int(columns[0]) if len(columns) else 0
+                consecutive = first >= 0 and np.array_equal(
+                    columns, np.arange(first, first + len(columns))
+                )
+                span = slice(first, first + len(columns)) if consecutive else None
+                self._pieces.append(
+                    _UnitPiece(unit, np.flatnonzero(piece_norms == 0), columns[kept], kept, span)
+                )
+        return self._pieces
+
+
+@dataclass(frozen=True)
+class _UnitPiece:
+    unit: np.ndarray  # the piece's rows as unit vectors (zero rows stay zero)
+    zero: np.ndarray  # its rows without a vector
+    columns: np.ndarray  # the catalogue column of each of its rows in the catalogue
+    kept: np.ndarray  # which of its rows are in the catalogue
+    span: slice | None  # when those are every row, in consecutive columns: that slice
 
 
 ROWS_PER_PIECE = 4096  # 4 MB of 256-d float32: stays in cache between a norm and a product
