@@ -76,10 +76,15 @@ class VectorChunks:
     def _snapshot_chunks(self, header: SnapshotHeader, side: str) -> Iterator[VectorChunk]:
         p = self.dialect.param
         for chunk in range(header.n_chunks):
-            row = self.dialect.execute(
-                f"SELECT ids, data FROM snapshot_chunks WHERE name = {p} AND chunk = {p}",
-                (header.name, chunk),
-            ).fetchone()
+            # As recommend reads them (PostgreSQL: bytea in binary format, half the bytes of
+            # hex text and no decoding), consumed whole before the id map's own query.
+            found = list(
+                self.dialect.stream_blob_rows(
+                    f"SELECT ids, data FROM snapshot_chunks WHERE name = {p} AND chunk = {p}",
+                    (header.name, chunk),
+                )
+            )
+            row = found[0] if found else None
             if row is None:
                 raise RuntimeError(f"snapshot {header.name} lacks chunk {chunk}")
             ids = np.frombuffer(row[0], dtype="<i8").astype(np.int64, copy=False)
