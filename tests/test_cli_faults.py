@@ -186,3 +186,34 @@ def test_sigterm_is_an_interrupt_inside_a_command():
             signal.signal(signum, handler)
     assert interrupts.exit_code(raised.value) == 143
     assert isinstance(raised.value, KeyboardInterrupt)  # unwinds like Ctrl-C
+
+
+def test_a_signal_after_the_commit_point_is_noted_and_does_not_interrupt():
+    """A Ctrl-C right after a write's commit must not report the committed changes as not made
+    (nor mark a succeeded run failed): from the commit point on, a signal is only noted."""
+    import os
+    import signal
+    import time
+
+    from bookrec import interrupts
+
+    previous = {signum: signal.getsignal(signum) for signum in interrupts.HANDLED}
+    try:
+        for signum in interrupts.HANDLED:
+            signal.signal(signum, interrupts._raise)
+        with interrupts.command():
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+            interrupts.commit_point()
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        assert interrupts.late_signal() == signal.SIGTERM
+        with interrupts.command():  # the next command starts interruptible again
+            assert interrupts.late_signal() is None
+            with pytest.raises(interrupts.Terminated):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -29,7 +29,9 @@ class BookrecGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             with interrupts.command():
-                return super().invoke(ctx)
+                result = super().invoke(ctx)
+            _note_late_signal()
+            return result
         except (typer.Exit, typer.Abort):
             raise
         except BookrecError as exc:
@@ -50,6 +52,22 @@ class BookrecGroup(TyperGroup):
             hint = None if state(ctx).debug else "run with --debug for the traceback"
             _report(ctx, exc, _unexpected_message(exc), hint, [], EXIT_FAILED)
             raise typer.Exit(EXIT_FAILED) from None
+
+
+def _note_late_signal() -> None:
+    """A signal that came once the command's changes were being committed did not stop it."""
+    late = interrupts.late_signal()
+    if late is not None:
+        import signal
+
+        from bookrec import console
+
+        with contextlib.suppress(OSError):
+            console.stderr.print(
+                f"note: {signal.Signals(late).name} came after the changes were committed;"
+                " the command finished",
+                highlight=False, markup=False,
+            )  # fmt: skip
 
 
 def _set_database_url(ctx: typer.Context, value: str | None) -> None:

@@ -18,6 +18,8 @@ from types import FrameType
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _in_command = False
+_committing = False
+_late: int | None = None  # a signal that came once the command's changes were being committed
 
 
 class Terminated(KeyboardInterrupt):
@@ -42,20 +44,38 @@ def _raise(signum: int, frame: FrameType | None) -> None:
         # Before the command runs (parsing the command line) or after it: nothing to clean
         # up, and no handler of the command-line library to turn it into exit 130 or 1.
         raise SystemExit(128 + signum)
+    if _committing:
+        # The changes are being committed or are: an exception now could no longer undo them
+        # and would only report them as not made. The command finishes; the signal is noted.
+        global _late
+        _late = signum
+        return
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(signum)
 
 
+def commit_point() -> None:
+    """Called by a command's write just before its commit: from here to the command's end a
+    signal no longer interrupts it (see `late_signal`)."""
+    global _committing
+    _committing = _in_command
+
+
+def late_signal() -> int | None:
+    """The signal that came after the command's commit point, if one did."""
+    return _late
+
+
 @contextmanager
 def command() -> Iterator[None]:
     """While a command runs, a signal is an exception the command unwinds with."""
-    global _in_command
-    _in_command = True
+    global _in_command, _committing, _late
+    _in_command, _late = True, None
     try:
         yield
     finally:
-        _in_command = False
+        _in_command = _committing = False
 
 
 def install() -> None:

@@ -101,7 +101,7 @@ def train_skipgram(
     )
     model.build_vocab_from_freq(frequencies, corpus_count=len(walks))
     remove_abandoned_corpora()
-    with tempfile.TemporaryDirectory(prefix=f"{CORPUS_PREFIX}{os.getpid()}-") as directory:
+    with _corpus_directory() as directory:
         corpus = Path(directory) / "walks.txt"
         write_walks(walks, corpus, n_nodes)
         # gensim's workers call BLAS on 128-float vectors; OpenBLAS's own idle threads spinning
@@ -127,6 +127,21 @@ def train_skipgram(
     nodes = np.fromiter((int(key) for key in model.wv.index_to_key), dtype=np.int64)
     vectors[nodes] = model.wv.vectors
     return vectors
+
+
+@contextmanager
+def _corpus_directory() -> Iterator[str]:
+    """A temporary directory for the walks, removed on the way out even when a Ctrl-C or
+    SIGTERM comes while it is being removed (TemporaryDirectory would leave the rest)."""
+    directory = tempfile.mkdtemp(prefix=f"{CORPUS_PREFIX}{os.getpid()}-")
+    try:
+        yield directory
+    finally:
+        try:
+            shutil.rmtree(directory, ignore_errors=True)
+        except KeyboardInterrupt:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
 
 
 def default_sample(n_nodes: int) -> float:

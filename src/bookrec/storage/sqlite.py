@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from bookrec import interrupts
 from bookrec.dburl import DatabaseUrl
 from bookrec.domain import EVENTS, BookRecord, InteractionArrays, InteractionBatch
 from bookrec.errors import DatabaseUnavailableError, InputError, JobFailedError, LockBusyError
@@ -328,6 +329,7 @@ class SqliteInteractionLoader(InteractionLoader):
         return self._find_users(external_ids)
 
     def _commit(self) -> None:
+        interrupts.commit_point()
         self.conn.execute("COMMIT")
         self._restore()
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from bookrec import interrupts
 from bookrec.domain import EVENTS, BookEventCounts
 from bookrec.errors import JobFailedError
 from bookrec.storage.columns import vector_column
@@ -226,6 +227,7 @@ class Vectors(ABC):
             if hybrid_weights is not None:
                 self.runs.replace_hybrid_weights(run_id, hybrid_weights)
             self.runs.finish_in_transaction(run_id, "succeeded", run_result)
+            interrupts.commit_point()
 
     def _write_snapshots(
         self,
