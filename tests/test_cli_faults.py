@@ -217,3 +217,22 @@ def test_a_signal_after_the_commit_point_is_noted_and_does_not_interrupt():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def test_an_error_a_library_makes_of_an_interrupt_is_reported_as_the_interrupt(monkeypatch):
+    """A Ctrl-C while a C extension initialises surfaces as "ImportError: initialization
+    failed"; the command still ends as interrupted (130), not as an unexpected error (1)."""
+    import signal
+
+    from typer.testing import CliRunner
+
+    from bookrec import cli, interrupts
+
+    def status(*args, **kwargs):
+        interrupts._raised = signal.SIGINT  # what the handler records as it raises
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr("bookrec.services.status.collect_status", status)
+    result = CliRunner().invoke(cli.app, ["status"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted; nothing was changed" in result.output

@@ -37,21 +37,31 @@ class BookrecGroup(TyperGroup):
         except BookrecError as exc:
             from bookrec.commands.hints import hint_for
 
+            interrupt = interrupts.raised()
+            if interrupt is not None:  # an error the command made of the interrupt
+                _report_interrupt(ctx, interrupt)
             _report(ctx, exc, exc.message, hint_for(exc), exc.details, exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM / SIGHUP (bookrec.interrupts)
-            from bookrec.interrupts import exit_code, signal_name
-
-            what = "interrupted" if exit_code(exc) == 130 else f"stopped by {signal_name(exc)}"
-            message = f"{what}; nothing was changed by the unfinished step"
-            _report(ctx, exc, message, None, [], exit_code(exc))
-            raise typer.Exit(exit_code(exc)) from None
+            _report_interrupt(ctx, exc)
         except Exception as exc:
             if _is_click_exception(exc):
                 raise
+            interrupt = interrupts.raised()
+            if interrupt is not None:  # an error a library made of the interrupt
+                _report_interrupt(ctx, interrupt)
             hint = None if state(ctx).debug else "run with --debug for the traceback"
             _report(ctx, exc, _unexpected_message(exc), hint, [], EXIT_FAILED)
             raise typer.Exit(EXIT_FAILED) from None
+
+
+def _report_interrupt(ctx: Any, exc: KeyboardInterrupt) -> None:
+    from bookrec.interrupts import exit_code, signal_name
+
+    what = "interrupted" if exit_code(exc) == 130 else f"stopped by {signal_name(exc)}"
+    message = f"{what}; nothing was changed by the unfinished step"
+    _report(ctx, exc, message, None, [], exit_code(exc))
+    raise typer.Exit(exit_code(exc)) from None
 
 
 def _note_late_signal() -> None:

@@ -20,6 +20,7 @@ HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _in_command = False
 _committing = False
 _late: int | None = None  # a signal that came once the command's changes were being committed
+_raised: int | None = None  # the signal this command was interrupted by
 
 
 class Terminated(KeyboardInterrupt):
@@ -50,9 +51,19 @@ def _raise(signum: int, frame: FrameType | None) -> None:
         global _late
         _late = signum
         return
+    global _raised
+    _raised = signum
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(signum)
+
+
+def raised() -> KeyboardInterrupt | None:
+    """The interrupt raised during this command, if any: a library may turn it into an error
+    of its own (a C extension imported at that moment fails with "initialization failed")."""
+    if _raised is None:
+        return None
+    return KeyboardInterrupt() if _raised == signal.SIGINT else Terminated(_raised)
 
 
 def commit_point() -> None:
@@ -70,8 +81,8 @@ def late_signal() -> int | None:
 @contextmanager
 def command() -> Iterator[None]:
     """While a command runs, a signal is an exception the command unwinds with."""
-    global _in_command, _committing, _late
-    _in_command, _late = True, None
+    global _in_command, _committing, _late, _raised
+    _in_command, _late, _raised = True, None, None
     try:
         yield
     finally:
