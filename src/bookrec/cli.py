@@ -34,22 +34,19 @@ class BookrecGroup(TyperGroup):
             return result
         except (typer.Exit, typer.Abort):
             raise
-        except BookrecError as exc:
-            from bookrec.commands.hints import hint_for
-
-            interrupt = interrupts.raised()
-            if interrupt is not None:  # an error the command made of the interrupt
-                _report_interrupt(ctx, interrupt)
-            _report(ctx, exc, exc.message, hint_for(exc), exc.details, exc.exit_code)
-            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM / SIGHUP (bookrec.interrupts)
             _report_interrupt(ctx, exc)
         except Exception as exc:
             if _is_click_exception(exc):
                 raise
             interrupt = interrupts.raised()
-            if interrupt is not None:  # an error a library made of the interrupt
+            if interrupt is not None:  # an error the command or a library made of it
                 _report_interrupt(ctx, interrupt)
+            if isinstance(exc, BookrecError):
+                from bookrec.commands.hints import hint_for
+
+                _report(ctx, exc, exc.message, hint_for(exc), exc.details, exc.exit_code)
+                raise typer.Exit(exc.exit_code) from None
             hint = None if state(ctx).debug else "run with --debug for the traceback"
             _report(ctx, exc, _unexpected_message(exc), hint, [], EXIT_FAILED)
             raise typer.Exit(EXIT_FAILED) from None
