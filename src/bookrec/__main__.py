@@ -6,7 +6,15 @@ def main() -> None:
     from bookrec import interrupts
 
     interrupts.install()
-    from bookrec.cli import main as cli_main
+    try:
+        from bookrec.cli import main as cli_main
+    except Exception:
+        # A signal while a module is created can surface as another error (a dataclass's
+        # "Error calling __set_name__"): exit as the signal asked.
+        interrupt = interrupts.raised()
+        if interrupt is None:
+            raise
+        raise SystemExit(interrupts.exit_code(interrupt)) from None
 
     cli_main()
 

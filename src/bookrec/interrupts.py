@@ -41,9 +41,11 @@ def signal_name(interrupt: KeyboardInterrupt) -> str:
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:
+    global _raised
     if not _in_command:
         # Before the command runs (parsing the command line) or after it: nothing to clean
         # up, and no handler of the command-line library to turn it into exit 130 or 1.
+        _raised = signum
         raise SystemExit(128 + signum)
     if _committing:
         # The changes are being committed or are: an exception now could no longer undo them
@@ -51,7 +53,6 @@ def _raise(signum: int, frame: FrameType | None) -> None:
         global _late
         _late = signum
         return
-    global _raised
     _raised = signum
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
