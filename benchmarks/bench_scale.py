@@ -6,7 +6,8 @@ reports in its --json; with several sizes, the per-interaction slopes between th
 
 Run by hand (long: wrap in `flock -x /tmp/bookrec-bench.lock`):
     python benchmarks/bench_scale.py --interactions 1e6,1e7 [--backends sqlite,postgresql]
-        [--gnn-up-to 1e7] [--users-per 0.03] [--books-per 0.02]
+        [--gnn-up-to 1e7] [--gnn-above "--epochs 1 --walks-per-node 1"]
+        [--users-per 0.03] [--books-per 0.02]
 Users and books scale with N (default 3% and 2% of N: 10M -> 300k users x 200k books, the
 shape of issue 16's measurements). Data files and SQLite databases go to benchmarks/out/
 (BOOKREC_BENCH_PREFIX keeps side-by-side runs apart); figures to out/bench_scale.json.
@@ -109,8 +110,13 @@ def run_backend(backend: str, n: int, args: argparse.Namespace) -> dict:
     step("ingest books", "ingest", "books", str(books_path), "--skip-embeddings", "--json")
     step("ingest interactions", "ingest", "interactions", str(events_path), "--json")
     step("train cf", "train", "cf", "--force", "--json")
+    trains_gnn = n <= args.gnn_up_to or args.gnn_above is not None
     if n <= args.gnn_up_to:
         step("train gnn", "train", "gnn", "--force", "--json")
+    elif args.gnn_above is not None:  # its memory at this size, at a cost that fits a session
+        options = args.gnn_above.split()
+        step("train gnn", "train", "gnn", "--force", *options, "--json")
+        figures["train gnn"]["options"] = options
     else:
         print(f"  train gnn skipped (over --gnn-up-to {args.gnn_up_to:,.0f})")
     step("embed", "embed", "--json")
@@ -126,7 +132,7 @@ def run_backend(backend: str, n: int, args: argparse.Namespace) -> dict:
     exported = step("export cf books", "export", "vectors", "--family", "cf", str(target), "--json")
     figures["export cf books"]["vectors_per_second"] = exported.get("vectors_per_second")
     target.unlink(missing_ok=True)
-    if n <= args.gnn_up_to:
+    if trains_gnn:
         target = OUT / f"scale-{backend}-{n}-gnn.parquet"
         exported = step("export gnn books", "export", "vectors", "--family", "gnn", str(target),
                         "--json")  # fmt: skip
@@ -185,6 +191,10 @@ def main() -> None:
     parser.add_argument("--interactions", default="1e6", help="comma-separated sizes")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--gnn-up-to", type=float, default=1e7, help="skip train gnn above")
+    parser.add_argument(
+        "--gnn-above", metavar="OPTIONS", default=None,
+        help='train gnn over --gnn-up-to too, with these options (e.g. "--epochs 1")',
+    )  # fmt: skip
     parser.add_argument("--users-per", type=float, default=0.03)
     parser.add_argument("--books-per", type=float, default=0.02)
     args = parser.parse_args()
