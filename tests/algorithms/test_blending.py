@@ -86,3 +86,17 @@ def test_hold_out_entries_never_keeps_a_held_entry_in_train():
     assert set(np.unique(split.held.nonzero()[0])) == set(split.rows.tolist())
     again = hold_out_entries(matrix, *IDS, n_users=50, max_share=0.1, seed=3)
     assert (again.held != split.held).nnz == 0
+
+
+def test_candidates_among_tied_scores_are_the_lowest_books_as_serving_ranks_them():
+    n_books = 300
+    popular = np.zeros((4, n_books))
+    popular[:, :5] = 10.0  # five clear leaders, then 295 books tied for the last 95 places
+    relevant = np.zeros((4, n_books), dtype=np.int8)
+    relevant[[0, 1, 2, 3], [99, 100, 3, 250]] = 1
+    candidates = candidate_scores(
+        lambda rows: {"popular": popular[rows]}, sp.csr_matrix(relevant),
+        sp.csr_matrix((4, n_books)),
+    )  # fmt: skip
+    assert (np.isfinite(candidates.z[0]).sum(axis=1) == 100).all()
+    assert candidates.hits.any(axis=1).tolist() == [True, False, True, False]

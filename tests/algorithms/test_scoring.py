@@ -162,6 +162,25 @@ def test_normalised_in_row_blocks_equals_the_whole_matrix_at_once(monkeypatch, m
     assert np.array_equal(scoring.standardised(scores), whole_z)
 
 
+@pytest.mark.parametrize("block_rows", [1, 3, 100])
+def test_standardised_at_columns_equals_normalised_at_those_columns(monkeypatch, block_rows):
+    from bookrec.algorithms import scoring
+
+    rng = np.random.default_rng(8)
+    scores = (rng.normal(size=(37, 50)) * 3 + 1).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.3] = -INF
+    scores[rng.random(scores.shape) < 0.05] = np.nan
+    scores[5] = -INF  # a row without a finite score
+    scores[9] = 2.5  # a constant row
+    scores[11, :49] = -INF  # one finite score
+    columns = rng.integers(0, 50, size=(37, 12))
+    expected = np.take_along_axis(normalised(scores), columns, 1)
+    monkeypatch.setattr(scoring, "ROW_BLOCK_CELLS", block_rows * 50)
+    got = scoring.standardised_at(scores, columns)
+    assert got.dtype == np.float32 and np.array_equal(got, expected)
+    assert (got[5] == 0).all() and (got[9] == 0).all()
+
+
 WEIGHTS_HYBRID = {"cf": 1.0, "gnn": 0.5, "popular": 0.1}
 
 

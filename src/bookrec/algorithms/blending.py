@@ -66,7 +66,8 @@ def candidate_scores(
     """The candidates of the users (rows of `relevant`) with relevant books; score_fn(rows)
     gives each strategy's (len(rows), n_books) scores of those rows. Users are scored in
     batches of `batch_size` (default: as many as keep a batch's scores near BATCH_CELLS)."""
-    from bookrec.algorithms.scoring import available, normalised
+    from bookrec.algorithms.ranking import top_k_rows
+    from bookrec.algorithms.scoring import standardised_at
 
     relevant = sp.csr_matrix(relevant)
     exclude = sp.csr_matrix(exclude)
@@ -80,22 +81,19 @@ def candidate_scores(
         parts = score_fn(rows)
         names = tuple(parts)
         seen = exclude[rows].toarray() > 0
-        picks, zs, served = [], [], []
+        picks, served = [], []
         for name in names:
             scores = np.asarray(parts[name], dtype=np.float32)
-            z = normalised(scores)
-            served.append(available(scores))
-            masked = np.where(seen | ~np.isfinite(scores), -np.inf, scores)
-            take = min(per_strategy, masked.shape[1])
-            top = np.argpartition(-masked, take - 1, axis=1)[:, :take]
-            picks.append(np.where(np.isfinite(np.take_along_axis(masked, top, 1)), top, -1))
-            zs.append(z)
+            finite = np.isfinite(scores)
+            served.append(finite.any(axis=1))
+            masked = np.where(seen | ~finite, -np.inf, scores)
+            picks.append(top_k_rows(masked, min(per_strategy, masked.shape[1])))
         candidates = np.sort(np.concatenate(picks, axis=1), axis=1)
         repeated = np.zeros(candidates.shape, dtype=bool)
         repeated[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
         valid = (candidates >= 0) & ~repeated
         safe = np.where(valid, candidates, 0)
-        z = np.stack([np.take_along_axis(z, safe, 1) for z in zs])
+        z = np.stack([standardised_at(parts[name], safe) for name in names])
         z[:, ~valid] = -np.inf
         hit = np.take_along_axis(relevant[rows].toarray() > 0, safe, 1) & valid
         blocks.append((z, np.stack(served), hit))

@@ -315,6 +315,41 @@ def available(scores: np.ndarray) -> np.ndarray:
     return np.isfinite(scores).any(axis=1)
 
 
+def standardised_at(scores: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """normalised(scores) ("zscore") at the given columns of each row (rows × m), the same
+    float32 numbers, without the whole matrix of them: only the rows' statistics are
+    computed over every column, a few rows at a time."""
+    scores = np.asarray(scores, dtype=np.float32)
+    out = np.empty(columns.shape, dtype=np.float32)
+    rows = max(1, ROW_BLOCK_CELLS // max(scores.shape[-1], 1))
+    for start in range(0, len(scores), rows):
+        block = slice(start, start + rows)
+        out[block] = _standardised_at_rows(scores[block], columns[block])
+    return out
+
+
+def _standardised_at_rows(scores: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    # The operations of _standardised_rows and _normalised_rows, in the same types.
+    finite = np.isfinite(scores)
+    count = finite.sum(axis=1, keepdims=True)
+    values = np.where(finite, scores, 0.0)
+    mean = values.sum(axis=1, keepdims=True) / np.maximum(count, 1)
+    centred = np.where(finite, values - mean, 0.0)
+    std = np.sqrt((centred**2).sum(axis=1, keepdims=True) / np.maximum(count, 1))
+
+    def z_of(picked: np.ndarray) -> np.ndarray:
+        z = np.divide(picked - mean, std, out=np.zeros(picked.shape), where=std > 0)
+        return z.astype(np.float32)
+
+    # z rises with the score: the row's lowest z, given to its non-finite entries, is the
+    # z of its lowest finite score (0 for a row without one).
+    lowest = z_of(np.where(finite, scores, np.inf).min(axis=1, keepdims=True).astype(np.float64))
+    lowest = np.where(count > 0, lowest, np.float32(0.0))
+    picked = np.take_along_axis(scores, columns, 1)
+    z = z_of(np.where(np.isfinite(picked), picked, 0.0).astype(np.float64))
+    return np.where(np.isfinite(picked), z, lowest)
+
+
 def normalised(scores: np.ndarray, method: FusionMethod = "zscore") -> np.ndarray:
     """Per-row normalisation for fusion; -inf entries get the row's lowest normalised value
     (0 for minmax and rrf) and rows without a finite score all zeros."""
