@@ -110,3 +110,13 @@ def test_node2vec_engine_writes_the_same_columns(planted):
     assert (
         vectors.shape == (30, 16) and lonely not in ids and run.parameters["engine"] == "node2vec"
     )
+
+
+def test_learning_rate_option_is_the_runs_parameter_and_moves_the_vectors(planted):
+    planted.ok("train", "gnn", *FAST, "--learning-rate", "1e-9", "--workers", "1", "--force")
+    _, frozen, _, run, _ = _gnn(planted.url)
+    assert run.parameters["learning_rate"] == 1e-9
+    assert np.abs(frozen).max() < 1.1 / 16  # about where gensim starts them: ±1 / dim
+    planted.ok("train", "gnn", *FAST, "--workers", "1", "--force")
+    _, trained, _, run, _ = _gnn(planted.url)
+    assert run.parameters["learning_rate"] == 0.025 and np.abs(trained).max() > 2 / 16

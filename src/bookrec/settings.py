@@ -60,6 +60,9 @@ class GnnSettings(BaseModel):
     window: int = Field(5, ge=1)
     epochs: int = Field(3, ge=1)
     negative: int = Field(5, ge=1)
+    learning_rate: float = Field(
+        0.025, gt=0, le=1, description="skip-gram's initial learning rate (decays linearly to ~0)"
+    )
     sample: float | None = Field(
         None,
         ge=0,

@@ -162,3 +162,19 @@ def test_corpora_of_dead_processes_are_removed(tmp_path, monkeypatch):
     walks = np.array([[0, 1, 0, 1]] * 10)
     train_skipgram(walks, 2, dim=4, workers=1)
     assert not abandoned.exists() and (alive / "walks.txt").exists()
+
+
+def test_the_learning_rate_is_what_moves_the_vectors_from_their_start():
+    weights, book_cluster = planted_clusters()
+    graph = build_graph(weights)
+    walks = random_walks(graph, walk_length=10, walks_per_node=4, seed=3)
+
+    def train(rate: float) -> np.ndarray:
+        return train_skipgram(walks, graph.n_nodes, dim=16, epochs=1, learning_rate=rate,
+                              seed=5, workers=1)  # fmt: skip
+
+    frozen = train(1e-9)
+    assert np.abs(frozen).max() <= 1 / 16 + 1e-6  # gensim 4 starts uniform in ±1 / dim
+    books = slice(weights.shape[0], None)
+    assert neighbour_precision(train(0.15)[books], book_cluster) > 0.9
+    assert neighbour_precision(frozen[books], book_cluster) < 0.6

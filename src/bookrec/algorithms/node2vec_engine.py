@@ -45,6 +45,7 @@ def node2vec_package_embeddings(
     epochs: int = 1,
     negative: int = 5,
     sample: float | None = None,
+    learning_rate: float = 0.025,
     seed: int = 42,
     workers: int = 1,
     on_phase: Callable[[str], None] | None = None,
@@ -59,8 +60,8 @@ def node2vec_package_embeddings(
     with _no_pkg_resources_warning():
         return _embeddings(
             weights, dim=dim, walk_length=walk_length, walks_per_node=walks_per_node, p=p, q=q,
-            window=window, epochs=epochs, negative=negative, sample=sample, seed=seed,
-            workers=workers, on_phase=on_phase,
+            window=window, epochs=epochs, negative=negative, sample=sample,
+            learning_rate=learning_rate, seed=seed, workers=workers, on_phase=on_phase,
         )  # fmt: skip
 
 
@@ -98,6 +99,7 @@ def _embeddings(
     window: int,
     epochs: int,
     negative: int,
+    learning_rate: float,
     sample: float | None,
     seed: int,
     workers: int,
@@ -152,6 +154,7 @@ def _embeddings(
             negative=negative,
             sample=sample,
             epochs=epochs,
+            alpha=learning_rate,
             seed=seed,
             hashfxn=stable_hash,
         )

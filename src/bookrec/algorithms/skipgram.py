@@ -35,6 +35,7 @@ def train_skipgram(
     epochs: int = 1,
     negative: int = 5,
     sample: float | None = None,
+    learning_rate: float = 0.025,
     seed: int = 42,
     workers: int | None = None,
     on_epoch: Callable[[float, int], None] | None = None,
@@ -98,6 +99,7 @@ def train_skipgram(
         workers=workers,
         epochs=epochs,
         hashfxn=stable_hash,
+        alpha=learning_rate,
     )
     model.build_vocab_from_freq(frequencies, corpus_count=len(walks))
     remove_abandoned_corpora()

@@ -30,6 +30,9 @@ def evaluate(
     p: float = typer.Option(None, "--p", help="gnn: return parameter."),
     q: float = typer.Option(None, "--q", help="gnn: in-out parameter."),
     epochs: int = typer.Option(None, "--epochs", help="gnn: skip-gram epochs."),
+    learning_rate: float = typer.Option(
+        None, "--learning-rate", help="gnn: skip-gram's initial learning rate."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Train every model on a training split in memory and rank the held-out books.
@@ -41,7 +44,7 @@ def evaluate(
     )  # fmt: skip
     settings = settings.with_overrides(
         "gnn", dim=dim, walk_length=walk_length, walks_per_node=walks_per_node, p=p, q=q,
-        epochs=epochs,
+        epochs=epochs, learning_rate=learning_rate,
     )  # fmt: skip
     chosen = [s.strip() for s in strategies.split(",") if s.strip()]
     with session(ctx, settings, json_output=json_output) as db:

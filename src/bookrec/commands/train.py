@@ -97,6 +97,9 @@ def gnn(
     window: int = typer.Option(None, "--window", help="Skip-gram window [default: 5]."),
     epochs: int = typer.Option(None, "--epochs", help="Skip-gram epochs [default: 3]."),
     negative: int = typer.Option(None, "--negative", help="Negative samples [default: 5]."),
+    learning_rate: float = typer.Option(
+        None, "--learning-rate", help="Skip-gram's initial learning rate [default: 0.025]."
+    ),
     sample: float = typer.Option(
         None,
         "--sample",
@@ -119,13 +122,15 @@ def gnn(
         options = dict(
             dim=dim, min_interactions=min_interactions, walk_length=walk_length,
             walks_per_node=walks_per_node, p=p, q=q, window=window, epochs=epochs,
-            negative=negative, sample=sample, seed=seed, workers=workers, engine=engine,
+            negative=negative, sample=sample, learning_rate=learning_rate, seed=seed,
+            workers=workers, engine=engine,
         )  # fmt: skip
         return _fold_in(ctx, "gnn", options, wait, json_output)
     settings = load_settings(
         ctx, "gnn", dim=dim, min_interactions=min_interactions, walk_length=walk_length,
         walks_per_node=walks_per_node, p=p, q=q, window=window, epochs=epochs,
-        negative=negative, sample=sample, seed=seed, workers=workers, engine=engine,
+        negative=negative, sample=sample, learning_rate=learning_rate, seed=seed,
+        workers=workers, engine=engine,
     )  # fmt: skip
     with session(ctx, settings, json_output=json_output) as db:
         result = db.train_gnn(wait=wait, gate=None if gate else False, force=force)

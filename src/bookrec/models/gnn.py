@@ -74,7 +74,8 @@ def _builtin(
         vectors = train_skipgram(
             walks, graph.n_nodes, dim=settings.dim, window=settings.window,
             epochs=settings.epochs, negative=settings.negative, sample=settings.sample,
-            seed=settings.seed, workers=workers, on_epoch=update,
+            learning_rate=settings.learning_rate, seed=settings.seed, workers=workers,
+            on_epoch=update,
         )  # fmt: skip
     steps = int(walks.size)
     return vectors, {
@@ -96,7 +97,8 @@ def _node2vec_package(
             core.matrix, dim=settings.dim, walk_length=settings.walk_length,
             walks_per_node=settings.walks_per_node, p=settings.p, q=settings.q,
             window=settings.window, epochs=settings.epochs, negative=settings.negative,
-            sample=settings.sample, seed=settings.seed, workers=workers,
+            sample=settings.sample, learning_rate=settings.learning_rate, seed=settings.seed,
+            workers=workers,
         )  # fmt: skip
     return vectors, {}
 

@@ -119,6 +119,7 @@ def search_space(strategy: str, base: Settings) -> dict[str, optuna.distribution
             "gnn.window": Int(3, 15),
             "gnn.epochs": Int(1, 8),
             "gnn.negative": Int(2, 15),
+            "gnn.learning_rate": Float(0.01, 0.3, log=True),
             "gnn.sample": Float(1e-5, 1e-2, log=True),
             "gnn.prior": Float(0.0, 4.0),
         }

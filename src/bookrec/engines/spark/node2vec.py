@@ -7,8 +7,9 @@ each task runs the built-in walker (`random_walks`, the exact bipartite second-o
 its own starts, seeded by (seed, task). So every executor needs the whole graph in memory.
 
 MLlib's Word2Vec is skip-gram with hierarchical softmax: no negative sampling and no
-down-sampling of frequent tokens, so `negative` and `sample` do not apply. Its driver builds
-the vocabulary and keeps two vocabulary × dim float arrays (the vectors and the Huffman tree's
+down-sampling of frequent tokens, so `negative` and `sample` do not apply, and it keeps its
+own learning rate (`learning_rate` is chosen for negative sampling). Its driver builds the
+vocabulary and keeps two vocabulary × dim float arrays (the vectors and the Huffman tree's
 weights), broadcast to the executors on every iteration; one Java array holds each, so
 nodes × dim must stay below 2^31 (8.4M nodes at 256-d). Its numPartitions trains that many
 copies apart and averages them after each iteration: faster, and less accurate.
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
     from bookrec.algorithms.walks import BipartiteGraph
 
-WORD2VEC_STEP_SIZE = 0.025  # gensim's and MLlib's default learning rate
+WORD2VEC_STEP_SIZE = 0.025  # MLlib's default learning rate (hierarchical softmax)
 
 
 def gnn_vectors_spark(
@@ -51,6 +52,7 @@ def gnn_vectors_spark(
     epochs: int = 1,
     negative: int = 5,
     sample: float | None = None,
+    learning_rate: float = 0.025,
     seed: int = 42,
     options: SparkOptions = SparkOptions(),
     on_progress: ProgressFn | None = None,
@@ -85,7 +87,8 @@ def gnn_vectors_spark(
         if options.skipgram == "gensim":
             return _gensim_on_walks(
                 walks, graph.n_nodes, walk_length, dim=dim, window=window, epochs=epochs,
-                negative=negative, sample=sample, seed=seed, timings=timings,
+                negative=negative, sample=sample, learning_rate=learning_rate, seed=seed,
+                timings=timings,
             )  # fmt: skip
         with timed(timings, "skipgram"):
             return word2vec_vectors(
@@ -206,6 +209,7 @@ def _gensim_on_walks(
     epochs: int,
     negative: int,
     sample: float | None,
+    learning_rate: float,
     seed: int,
     timings: dict[str, float] | None,
 ) -> np.ndarray:
@@ -222,7 +226,7 @@ def _gensim_on_walks(
     with timed(timings, "skipgram"):
         return train_skipgram(
             array, n_nodes, dim=dim, window=window, epochs=epochs, negative=negative,
-            sample=sample, seed=seed,
+            sample=sample, learning_rate=learning_rate, seed=seed,
         )  # fmt: skip
 
 
