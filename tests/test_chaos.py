@@ -90,7 +90,8 @@ def test_ctrl_c_and_sigterm_at_random_moments_of_train_gnn_keep_the_vectors(db_u
     for args in (["db", "init"], ["ingest", "books", str(books)],
                  ["ingest", "interactions", str(events)]):  # fmt: skip
         subprocess.run([*base, *args], env=env, check=True, capture_output=True)
-    train = [*base, "train", "gnn", "--dim", "16", "--workers", "2", "--epochs", "2", "--json"]
+    train = [*base, "train", "gnn", "--dim", "16", "--workers", "2", "--epochs", "2",
+             "--walks-per-node", "5", "--walk-length", "20", "--json"]  # fmt: skip
     started = time.perf_counter()
     first = subprocess.run(train, env=env, check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - started

@@ -119,4 +119,4 @@ def test_learning_rate_option_is_the_runs_parameter_and_moves_the_vectors(plante
     assert np.abs(frozen).max() < 1.1 / 16  # about where gensim starts them: ±1 / dim
     planted.ok("train", "gnn", *FAST, "--workers", "1", "--force")
     _, trained, _, run, _ = _gnn(planted.url)
-    assert run.parameters["learning_rate"] == 0.025 and np.abs(trained).max() > 2 / 16
+    assert run.parameters["learning_rate"] == 0.15 and np.abs(trained).max() > 2 / 16

@@ -53,15 +53,15 @@ class CfSettings(BaseModel):
 class GnnSettings(BaseModel):
     dim: int = Field(128, ge=1, description="vector dimension")
     min_interactions: int = Field(1, ge=1, description="minimum interactions per book")
-    walk_length: int = Field(20, ge=2)
-    walks_per_node: int = Field(5, ge=1)
+    walk_length: int = Field(10, ge=2)
+    walks_per_node: int = Field(6, ge=1)
     p: float = Field(1.0, gt=0, description="return parameter")
     q: float = Field(0.5, gt=0, description="in-out parameter")
     window: int = Field(5, ge=1)
-    epochs: int = Field(3, ge=1)
+    epochs: int = Field(1, ge=1)
     negative: int = Field(5, ge=1)
     learning_rate: float = Field(
-        0.025, gt=0, le=1, description="skip-gram's initial learning rate (decays linearly to ~0)"
+        0.15, gt=0, le=1, description="skip-gram's initial learning rate (decays linearly to ~0)"
     )
     sample: float | None = Field(
         None,

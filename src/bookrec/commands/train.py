@@ -88,17 +88,17 @@ def gnn(
     min_interactions: int = typer.Option(
         None, "--min-interactions", help="Minimum interactions per book [default: 1]."
     ),
-    walk_length: int = typer.Option(None, "--walk-length", help="Steps per walk [default: 20]."),
+    walk_length: int = typer.Option(None, "--walk-length", help="Steps per walk [default: 10]."),
     walks_per_node: int = typer.Option(
-        None, "--walks-per-node", help="Walks from each node [default: 5]."
+        None, "--walks-per-node", help="Walks from each node [default: 6]."
     ),
     p: float = typer.Option(None, "--p", help="node2vec return parameter [default: 1]."),
     q: float = typer.Option(None, "--q", help="node2vec in-out parameter [default: 0.5]."),
     window: int = typer.Option(None, "--window", help="Skip-gram window [default: 5]."),
-    epochs: int = typer.Option(None, "--epochs", help="Skip-gram epochs [default: 3]."),
+    epochs: int = typer.Option(None, "--epochs", help="Skip-gram epochs [default: 1]."),
     negative: int = typer.Option(None, "--negative", help="Negative samples [default: 5]."),
     learning_rate: float = typer.Option(
-        None, "--learning-rate", help="Skip-gram's initial learning rate [default: 0.025]."
+        None, "--learning-rate", help="Skip-gram's initial learning rate [default: 0.15]."
     ),
     sample: float = typer.Option(
         None,
