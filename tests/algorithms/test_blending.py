@@ -100,3 +100,30 @@ def test_candidates_among_tied_scores_are_the_lowest_books_as_serving_ranks_them
     )  # fmt: skip
     assert (np.isfinite(candidates.z[0]).sum(axis=1) == 100).all()
     assert candidates.hits.any(axis=1).tolist() == [True, False, True, False]
+
+
+def test_a_strategy_given_as_one_broadcast_row_has_the_candidates_of_its_dense_copy():
+    rng = np.random.default_rng(4)
+    n_users, n_books = 90, 700
+    row = rng.integers(0, 40, n_books).astype(np.float32)  # many ties
+    row[rng.choice(n_books, 30, replace=False)] = -np.inf
+    row[rng.choice(n_books, 5, replace=False)] = np.nan
+    relevant = sp.random(n_users, n_books, density=0.01, random_state=4, format="csr")
+    relevant.data[:] = 1
+    exclude = sp.random(n_users, n_books, density=0.2, random_state=5, format="lil")  # seen
+    exclude[0, :] = 1.0  # a user who has seen everything
+    exclude = sp.csr_matrix(exclude)
+    cf = rng.normal(size=(n_users, n_books)).astype(np.float32)
+
+    def score(broadcast: bool):
+        def parts(rows):
+            popular = np.broadcast_to(row, (len(rows), n_books))
+            return {"cf": cf[rows], "popular": popular if broadcast else popular.copy()}
+
+        return parts
+
+    one_row = candidate_scores(score(True), relevant, exclude, batch_size=16)
+    dense = candidate_scores(score(False), relevant, exclude, batch_size=16)
+    for field in ("z", "served", "hits", "n_relevant"):
+        assert np.array_equal(getattr(one_row, field), getattr(dense, field)), field
+    assert np.isfinite(dense.z[1]).any()  # the popular part has candidates to compare

@@ -80,10 +80,17 @@ def candidate_scores(
         rows = users[start : start + batch_size]
         parts = score_fn(rows)
         names = tuple(parts)
-        seen = exclude[rows].toarray() > 0
+        excluded = exclude[rows]
+        seen = excluded.toarray() > 0
+        most_seen = int(np.diff(excluded.indptr).max(initial=0))
         picks, served = [], []
         for name in names:
             scores = np.asarray(parts[name], dtype=np.float32)
+            if is_one_row(scores):
+                served.append(np.repeat(np.isfinite(scores[0]).any(), len(rows)))
+                width = min(per_strategy, scores.shape[1])
+                picks.append(_top_k_unseen(scores[0], seen, width, width + most_seen))
+                continue
             finite = np.isfinite(scores)
             served.append(finite.any(axis=1))
             masked = np.where(seen | ~finite, -np.inf, scores)
@@ -113,6 +120,26 @@ def candidate_scores(
         hits=np.concatenate([padded(b[2], False) for b in blocks]),
         n_relevant=np.diff(relevant.indptr)[users],
     )
+
+
+def is_one_row(scores: np.ndarray) -> bool:
+    """Whether a strategy's scores are one row broadcast to every user (stride 0)."""
+    return scores.ndim == 2 and len(scores) > 1 and scores.strides[0] == 0
+
+
+def _top_k_unseen(row: np.ndarray, seen: np.ndarray, k: int, depth: int) -> np.ndarray:
+    """top_k_rows of `row` for every user with that user's `seen` books at -inf, the same
+    columns in the same order: the row is ranked once, and each user takes the first k of its
+    `depth` best that they have not seen (depth: k plus the most books a user has seen)."""
+    values = np.where(np.isnan(row), -np.inf, row)
+    order = np.argsort(-values, kind="stable")
+    order = order[np.isfinite(values[order])][:depth]
+    unseen = ~seen[:, order]
+    place = np.cumsum(unseen, axis=1, dtype=np.int32)
+    users, at = np.nonzero(unseen & (place <= k))
+    result = np.full((len(seen), k), -1, dtype=np.int64)
+    result[users, place[users, at] - 1] = order[at]
+    return result
 
 
 def fused_ndcg(candidates: CandidateScores, weights: Mapping[str, float], k: int) -> np.ndarray:

@@ -320,6 +320,8 @@ def standardised_at(scores: np.ndarray, columns: np.ndarray) -> np.ndarray:
     float32 numbers, without the whole matrix of them: only the rows' statistics are
     computed over every column, a few rows at a time."""
     scores = np.asarray(scores, dtype=np.float32)
+    if scores.ndim == 2 and len(scores) > 1 and scores.strides[0] == 0:
+        return _standardised_at_rows(scores[:1], columns)  # one row for all: its statistics once
     out = np.empty(columns.shape, dtype=np.float32)
     rows = max(1, ROW_BLOCK_CELLS // max(scores.shape[-1], 1))
     for start in range(0, len(scores), rows):

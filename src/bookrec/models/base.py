@@ -41,6 +41,15 @@ class Model(Protocol):
         ...
 
 
+def validation_scores(model: Model, users: UserBatch) -> np.ndarray:
+    """model.scores(users) for algorithms.blending.candidate_scores: a model that scores every
+    user alike (`same_for_every_user`) gives one row, broadcast (read-only), ranked once."""
+    if getattr(model, "same_for_every_user", False) and len(users) > 1:
+        row = model.scores(UserBatch(users.user_ids[:1], users.weights[:1]))
+        return np.broadcast_to(row, (len(users), row.shape[1]))
+    return model.scores(users)
+
+
 @dataclass(frozen=True, eq=False)
 class BookVectors:
     """One vector per book (float32 rows), in the order of the ascending database ids: one

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bookrec.models.base import Model, UserBatch
+from bookrec.models.base import Model, UserBatch, validation_scores
 from bookrec.settings import HybridSettings
 
 if TYPE_CHECKING:  # recommend reads a Blend without scipy (~0.1 s of its start)
@@ -62,7 +62,7 @@ def fit_blend(
 
     def score(rows: np.ndarray) -> dict[str, np.ndarray]:
         batch = UserBatch(users.user_ids[rows], users.weights[rows])
-        return {name: model.scores(batch) for name, model in parts.items()}
+        return {name: validation_scores(model, batch) for name, model in parts.items()}
 
     candidates = candidate_scores(score, relevant, exclude)
     fit = fit_weights(candidates, k)

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from bookrec.algorithms.matrix import InteractionMatrix
 from bookrec.algorithms.split import MatrixHoldout
-from bookrec.models.base import Model, UserBatch
+from bookrec.models.base import Model, UserBatch, validation_scores
 from bookrec.models.blend import PARTS, Blend
 from bookrec.models.cf import CfVectors
 from bookrec.settings import GateSettings
@@ -67,7 +67,7 @@ def measure(
 
     def score(batch_rows: np.ndarray) -> dict[str, np.ndarray]:
         batch = UserBatch(users.user_ids[batch_rows], users.weights[batch_rows])
-        return {name: model.scores(batch) for name, model in models.items()}
+        return {name: validation_scores(model, batch) for name, model in models.items()}
 
     candidates = candidate_scores(score, relevant, split.train[rows])
     per_user = {name: fused_ndcg(candidates, {name: 1.0}, k) for name in models}

@@ -13,6 +13,7 @@ class PopularModel:
     (`algorithms.scoring.popularity`) or event counts (`popularity_from_counts`)."""
 
     name = "popular"
+    same_for_every_user = True
 
     def __init__(self, catalogue: np.ndarray, popularity: np.ndarray) -> None:
         self.catalogue = catalogue
