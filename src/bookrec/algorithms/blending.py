@@ -81,7 +81,7 @@ def candidate_scores(
         parts = score_fn(rows)
         names = tuple(parts)
         excluded = exclude[rows]
-        seen = excluded.toarray() > 0
+        seen = _positive(excluded)
         most_seen = int(np.diff(excluded.indptr).max(initial=0))
         picks, served = [], []
         for name in names:
@@ -102,7 +102,7 @@ def candidate_scores(
         safe = np.where(valid, candidates, 0)
         z = np.stack([standardised_at(parts[name], safe) for name in names])
         z[:, ~valid] = -np.inf
-        hit = np.take_along_axis(relevant[rows].toarray() > 0, safe, 1) & valid
+        hit = np.take_along_axis(_positive(relevant[rows]), safe, 1) & valid
         blocks.append((z, np.stack(served), hit))
     if not blocks:
         empty = np.zeros((0, 0), dtype=bool)
@@ -120,6 +120,17 @@ def candidate_scores(
         hits=np.concatenate([padded(b[2], False) for b in blocks]),
         n_relevant=np.diff(relevant.indptr)[users],
     )
+
+
+def _positive(matrix: sp.csr_matrix) -> np.ndarray:
+    """matrix.toarray() > 0 without the float matrix in between."""
+    matrix = sp.csr_matrix(matrix, copy=True)
+    matrix.sum_duplicates()
+    out = np.zeros(matrix.shape, dtype=bool)
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    positive = matrix.data > 0
+    out[rows[positive], matrix.indices[positive]] = True
+    return out
 
 
 def is_one_row(scores: np.ndarray) -> bool:
