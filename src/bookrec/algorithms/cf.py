@@ -110,6 +110,21 @@ def solve_rows(
     row; a row without any pair gets zeros.
 
     `fixed_gram` is YᵀY over every row of the fixed side (default: over `fixed`)."""
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: OpenBLAS's threads on 128 x 128 systems wait on each other, and on a
+    # busy core: 5,000 rows took 8-15 s with two threads and 1.5 s with one.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _solve_rows(confidence, fixed, regularization, alpha, fixed_gram)
+
+
+def _solve_rows(
+    confidence: sp.csr_matrix,
+    fixed: np.ndarray,
+    regularization: float,
+    alpha: float,
+    fixed_gram: np.ndarray | None,
+) -> np.ndarray:
     confidence = sp.csr_matrix(confidence)
     y = np.asarray(fixed, dtype=np.float64)
     n_factors = y.shape[1]
