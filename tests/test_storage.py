@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -673,3 +675,21 @@ def test_snapshot_chunks_read_as_row_blocks_are_the_whole_snapshot(repo, monkeyp
     np.testing.assert_array_equal(whole, vectors)
     json_ids, json_blocks = repo.load_vector_families(["content"], as_blocks=True)["content"]
     assert len(json_ids) == 0 and len(json_blocks) == 1
+
+
+def test_sqlite_wal_shrinks_back_after_a_large_load(sqlite_url, monkeypatch):
+    import bookrec.storage.sqlite as sqlite_backend
+
+    monkeypatch.setattr(sqlite_backend, "WAL_LIMIT_BYTES", 256 << 10)
+    repo = open_repository(sqlite_url, create=True)
+    repo.migrate()
+    other = open_repository(sqlite_url)  # keeps the WAL from being deleted at close
+    ids = _books(repo)
+    rows = [(f"u{i}", ids[str(i % 3)], "view", None, float(i)) for i in range(30_000)]
+    _interactions(repo, rows)
+    wal = Path(sqlite_url.removeprefix("sqlite:///") + "-wal")
+    assert wal.stat().st_size > 1 << 20
+    repo.start_run("cf", {})  # the next write starts the log again, truncated to the limit
+    assert wal.stat().st_size <= 256 << 10
+    other.close()
+    repo.close()
