@@ -136,3 +136,36 @@ def test_upgrade_from_v3_keeps_runs_and_artifacts(db_url):
     assert rejected > failed and repo.runs("cf", limit=1)[0].status == "rejected"
     assert repo.hybrid_weights() == {}
     repo.close()
+
+
+def test_published_vectors_are_compared_on_a_sample_no_larger_than_theirs(planted):
+    fewer = {"BOOKREC_GATE_USERS": "20"}
+    _, summary = _train_cf(planted, "--force")
+    assert summary["gate"]["users"] == 40
+    result = planted("train", "cf", "--factors", "16", "--json", env=fewer)
+    gate = json.loads(result.stdout)["gate"]
+    assert gate["users"] == 20 and gate["published"] is not None  # 20 of the 40 it held out
+    _, summary = _train_cf(planted, "--force")  # 40 users: 20 of them were trained on
+    assert summary["gate"]["users"] == 40 and summary["gate"]["published"] is None
+
+
+def test_a_large_catalogue_holds_out_fewer_users_the_start_of_the_larger_sample(monkeypatch):
+    import scipy.sparse as sp
+
+    from bookrec.algorithms.matrix import InteractionMatrix
+    from bookrec.models import gate
+    from bookrec.settings import GateSettings
+
+    matrix = sp.random(3000, 400, density=0.05, random_state=2, format="csr", dtype=np.float32)
+    matrix.data[:] = 1.0
+    core = InteractionMatrix(matrix, np.arange(3000) * 3 + 1, np.arange(400) + 1)
+    full = gate.gate_split(core, GateSettings(users=200))
+    monkeypatch.setattr(gate, "CELL_BUDGET", 400 * 150)
+    monkeypatch.setattr(gate, "MIN_BUDGET_USERS", 100)
+    budget = gate.gate_split(core, GateSettings(users=200))
+    assert len(full.rows) == 200 and len(budget.rows) == 150
+    assert set(budget.rows.tolist()) <= set(full.rows.tolist())
+    common = budget.rows
+    assert (budget.held[common] != full.held[common]).nnz == 0
+    monkeypatch.setattr(gate, "CELL_BUDGET", 400 * 10)
+    assert len(gate.gate_split(core, GateSettings(users=200)).rows) == 100  # the floor

@@ -124,7 +124,12 @@ class GateSettings(BaseModel):
     """The quality gate of train cf / train gnn (see services.gate)."""
 
     enabled: bool = Field(True, description="measure a candidate before it replaces vectors")
-    users: int = Field(5000, ge=1, description="held-out users (at most 10% of eligible ones)")
+    users: int = Field(
+        5000,
+        ge=1,
+        description="held-out users (at most 10% of eligible ones; past 200k books fewer in"
+        " proportion, never below 1,000)",
+    )
     tolerance: float = Field(
         0.03, ge=0, description="reject below published nDCG@k minus this (absolute)"
     )

@@ -25,15 +25,27 @@ from bookrec.settings import GateSettings
 MAX_SHARE = 0.1  # of the eligible users (with 3 books or more)
 MIN_USERS = 10  # fewer held-out users than this: too few to judge, the gate is skipped
 PUBLISHED = "published"
+# Scores the gate computes per strategy at most: the default 5,000 users up to 200k books
+# (issue 16's 10M shape); past that catalogue fewer users, never fewer than MIN_BUDGET_USERS.
+CELL_BUDGET = 5_000 * 200_000
+MIN_BUDGET_USERS = 1_000
+
+
+def held_users(requested: int, n_books: int) -> int:
+    """How many users the gate holds out of a catalogue of n_books (before MAX_SHARE)."""
+    return min(requested, max(MIN_BUDGET_USERS, CELL_BUDGET // max(n_books, 1)))
 
 
 def gate_split(core: InteractionMatrix, gate: GateSettings) -> MatrixHoldout:
-    """One held-out pair of each of a hashed sample of the core's users."""
+    """One held-out pair of each of a hashed sample of the core's users. The sample of fewer
+    users is the start of the larger one (the same hash order), so vectors fitted without a
+    larger sample's pairs were fitted without this one's."""
     from bookrec.algorithms.split import hold_out_entries
 
     return hold_out_entries(
-        core.matrix, core.user_ids, core.book_ids, n_users=gate.users, max_share=MAX_SHARE,
-        per_user=1, seed=gate.seed,
+        core.matrix, core.user_ids, core.book_ids,
+        n_users=held_users(gate.users, core.shape[1]), max_share=MAX_SHARE, per_user=1,
+        seed=gate.seed,
     )  # fmt: skip
 
 

@@ -94,16 +94,17 @@ def judge(
     return GateOutcome(result, figures.blend)
 
 
-def held_out_by(repo: Repository, family: str, settings: Settings) -> bool:
-    """Whether the published vectors of `family` were fitted without the pairs this gate holds
-    out: their run passed a gate of the same users and seed. Vectors fitted on those pairs
-    would be scored on what they learnt, so they are neither compared with nor blended."""
+def held_out_by(repo: Repository, family: str, settings: Settings, users: int) -> bool:
+    """Whether the published vectors of `family` were fitted without the pairs of the `users`
+    this gate holds out: their run's gate had the same seed and held at least as many (the
+    smaller sample is the start of the larger). Vectors fitted on those pairs would be scored
+    on what they learnt, so they are neither compared with nor blended."""
     run = repo.latest_run(family)
     gate = (run.metrics or {}).get("gate") if run else None
     if not gate or gate.get("skipped"):
         return False
     held = run.parameters.get("gate") or {}
-    return held.get("users") == settings.gate.users and held.get("seed") == settings.gate.seed
+    return held.get("seed") == settings.gate.seed and int(gate.get("users") or 0) >= users
 
 
 def _published(
@@ -118,7 +119,8 @@ def _published(
     from bookrec.models.embedding import EmbeddingModel
 
     models: dict[str, Model] = {}
-    families = ["content"] + [f for f in ("cf", "gnn") if held_out_by(repo, f, settings)]
+    held = len(split.rows)
+    families = ["content"] + [f for f in ("cf", "gnn") if held_out_by(repo, f, settings, held)]
     loaded = repo.load_vector_families(families)
     for family, (ids, vectors) in loaded.items():
         if len(ids) == 0:
