@@ -111,3 +111,30 @@ def test_seen_matrix_is_binary_and_deduplicated():
     seen = seen_matrix(np.array([0, 0, 1]), np.array([2, 2, 0]), shape=(2, 3))
     assert seen.toarray().tolist() == [[0, 0, 1], [1, 0, 0]]
     assert seen.nnz == 2
+
+
+@pytest.mark.parametrize("k", [1, 10, 100])
+def test_a_large_catalogue_ranks_above_a_sampled_threshold_exactly_as_a_full_sort(k):
+    """Past PREFILTER_ITEMS columns: ties, -inf, NaN, rows whose best values the sample
+    misses (ranked whole), a row of one repeated value."""
+    from bookrec.algorithms.ranking import PREFILTER_ITEMS
+
+    rng = np.random.default_rng(k)
+    n_items = PREFILTER_ITEMS * 2
+    scores = rng.integers(0, 50_000, size=(12, n_items)).astype(np.float32)
+    scores[1] = rng.integers(0, 3, n_items)  # almost all tied
+    scores[2] = 7.0  # one value
+    scores[3, :] = -np.inf
+    scores[3, rng.choice(n_items, k // 2, replace=False)] = 1.0  # fewer finite than k
+    scores[4, ::2] = np.nan
+    scores[5] = -1.0
+    step = max(1, n_items // (k * 64))
+    best = np.arange(n_items)[np.arange(n_items) % step != 0][: 3 * k]
+    scores[5, best] = 100.0  # the best values all between the sampled columns
+    scores[6] = np.arange(n_items, dtype=np.float32)  # ascending: the best at the end
+    scores[7] = 0.0  # only the sampled columns stand out: fewer than k above the threshold
+    scores[7, ::step] = np.arange(len(scores[7, ::step]), 0, -1)
+    banned = rng.random(scores.shape) < 0.2
+    result = top_k(scores, k, sp.csr_matrix(banned))
+    cleaned = np.where(np.isnan(scores), -np.inf, scores)
+    np.testing.assert_array_equal(result, reference_top_k(cleaned, k, banned))

@@ -120,13 +120,57 @@ def _mask_excluded(batch: np.ndarray, exclude_rows: sp.csr_matrix) -> None:
 def top_k_rows(batch: np.ndarray, k: int) -> np.ndarray:
     """Top k of each row of a writable float batch (its NaN become -inf); ties by lowest
     index; -1 pads. One partition of the values, not of their indices: ~4x faster than
-    argpartition over 200k columns."""
+    argpartition over 200k columns. Over a large catalogue, a threshold from a sample of
+    columns first leaves only each row's few best values to rank (the same result)."""
+    n_rows, n_items = batch.shape
+    kk = min(k, n_items)
+    if n_rows == 0 or kk == 0:
+        return np.full((n_rows, k), -1, dtype=np.int64)
+    batch[np.isnan(batch)] = -np.inf
+    if n_items < PREFILTER_ITEMS or kk * PREFILTER_SAMPLE > n_items:
+        return _top_k_rows(batch, k)
+    return _top_k_above_sampled_threshold(batch, k)
+
+
+PREFILTER_ITEMS = 20_000  # columns from which a sampled threshold pays
+PREFILTER_SAMPLE = 64  # columns sampled per kept value
+
+
+def _top_k_above_sampled_threshold(batch: np.ndarray, k: int) -> np.ndarray:
+    """_top_k_rows of the values at or above each row's threshold: the value a strided sample
+    of the columns ranks where a few times k of the row's values are expected above it (the
+    k best are among them whenever k are). A row with fewer than k there is ranked whole."""
+    n_rows, n_items = batch.shape
+    kk = min(k, n_items)
+    step = max(1, n_items // (kk * PREFILTER_SAMPLE))
+    sample = batch[:, ::step]
+    rank = min(sample.shape[1] - 1, 4 * kk * sample.shape[1] // n_items + 8)
+    threshold = -np.partition(-sample, rank, axis=1)[:, rank, None]
+    above = batch >= threshold
+    counts = above.sum(axis=1)
+    result = np.full((n_rows, k), -1, dtype=np.int64)
+    short = counts < kk
+    if short.any():
+        result[short] = _top_k_rows(batch[short], k)
+    rows = np.flatnonzero(~short)
+    if len(rows):
+        kept_rows, columns = np.nonzero(above[rows])
+        width = int(counts[rows].max())
+        starts = np.concatenate([[0], np.cumsum(counts[rows])[:-1]])
+        place = np.arange(len(columns)) - np.repeat(starts, counts[rows])
+        values = np.full((len(rows), width), -np.inf, dtype=batch.dtype)
+        at = np.zeros((len(rows), width), dtype=np.int64)
+        values[kept_rows, place] = batch[rows[kept_rows], columns]
+        at[kept_rows, place] = columns
+        best = _top_k_rows(values, k)
+        result[rows] = np.where(best >= 0, np.take_along_axis(at, np.maximum(best, 0), 1), -1)
+    return result
+
+
+def _top_k_rows(batch: np.ndarray, k: int) -> np.ndarray:
     n_rows, n_items = batch.shape
     result = np.full((n_rows, k), -1, dtype=np.int64)
     kk = min(k, n_items)
-    if n_rows == 0 or kk == 0:
-        return result
-    batch[np.isnan(batch)] = -np.inf
     threshold = np.partition(batch, n_items - kk, axis=1)[:, n_items - kk, None]
     chosen = batch > threshold
     tied = batch == threshold
