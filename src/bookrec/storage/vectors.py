@@ -134,8 +134,11 @@ class Vectors(ABC):
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The families' vectors from their JSON columns (what the serving API reads)."""
         columns = [self.dialect.json_text(vector_column(f, side)) for f in families]
+        # Only the rows with a vector reach Python: a family without any (content before
+        # `embed`) was 2.4M rows of NULLs, 13 s of the gate at that catalogue.
+        having = " OR ".join(f"{vector_column(f, side)} IS NOT NULL" for f in families)
         rows = self.dialect.execute(
-            f"SELECT id, {', '.join(columns)} FROM {side} ORDER BY id"
+            f"SELECT id, {', '.join(columns)} FROM {side} WHERE {having} ORDER BY id"
         ).fetchall()
         return {
             family: vectors_from_json([(r[0], r[i]) for r in rows if r[i] is not None])
