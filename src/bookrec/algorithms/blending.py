@@ -67,7 +67,7 @@ def candidate_scores(
     gives each strategy's (len(rows), n_books) scores of those rows. Users are scored in
     batches of `batch_size` (default: as many as keep a batch's scores near BATCH_CELLS)."""
     from bookrec.algorithms.ranking import top_k_rows
-    from bookrec.algorithms.scoring import standardised_at
+    from bookrec.algorithms.scoring import is_one_row, standardised_at
 
     relevant = sp.csr_matrix(relevant)
     exclude = sp.csr_matrix(exclude)
@@ -131,11 +131,6 @@ def _positive(matrix: sp.csr_matrix) -> np.ndarray:
     positive = matrix.data > 0
     out[rows[positive], matrix.indices[positive]] = True
     return out
-
-
-def is_one_row(scores: np.ndarray) -> bool:
-    """Whether a strategy's scores are one row broadcast to every user (stride 0)."""
-    return scores.ndim == 2 and len(scores) > 1 and scores.strides[0] == 0
 
 
 def _top_k_unseen(row: np.ndarray, seen: np.ndarray, k: int, depth: int) -> np.ndarray:

@@ -315,12 +315,17 @@ def available(scores: np.ndarray) -> np.ndarray:
     return np.isfinite(scores).any(axis=1)
 
 
+def is_one_row(scores: np.ndarray) -> bool:
+    """Whether a strategy's scores are one row broadcast to every user (stride 0)."""
+    return scores.ndim == 2 and len(scores) > 1 and scores.strides[0] == 0
+
+
 def standardised_at(scores: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """normalised(scores) ("zscore") at the given columns of each row (rows × m), the same
     float32 numbers, without the whole matrix of them: only the rows' statistics are
     computed over every column, a few rows at a time."""
     scores = np.asarray(scores, dtype=np.float32)
-    if scores.ndim == 2 and len(scores) > 1 and scores.strides[0] == 0:
+    if is_one_row(scores):
         return _standardised_at_rows(scores[:1], columns)  # one row for all: its statistics once
     out = np.empty(columns.shape, dtype=np.float32)
     rows = max(1, ROW_BLOCK_CELLS // max(scores.shape[-1], 1))

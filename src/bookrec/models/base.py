@@ -30,7 +30,9 @@ class UserBatch:
 
 
 class Model(Protocol):
-    """A fitted strategy over one catalogue (sorted book database ids)."""
+    """A fitted strategy over one catalogue (sorted book database ids). A model that gives
+    every user the same scores may say so with `same_for_every_user = True`
+    (`validation_scores` then scores one row)."""
 
     name: str
     catalogue: np.ndarray
