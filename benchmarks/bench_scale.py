@@ -7,10 +7,12 @@ reports in its --json; with several sizes, the per-interaction slopes between th
 Run by hand (long: wrap in `flock -x /tmp/bookrec-bench.lock`):
     python benchmarks/bench_scale.py --interactions 1e6,1e7 [--backends sqlite,postgresql]
         [--gnn-up-to 1e7] [--gnn-above "--epochs 1 --walks-per-node 1"]
-        [--users-per 0.03] [--books-per 0.02]
+        [--users-per 0.03] [--books-per 0.02] [--users 876145 --books 2360655]
 Users and books scale with N (default 3% and 2% of N: 10M -> 300k users x 200k books, the
-shape of issue 16's measurements). Data files and SQLite databases go to benchmarks/out/
-(BOOKREC_BENCH_PREFIX keeps side-by-side runs apart); figures to out/bench_scale.json.
+shape of issue 16's measurements), or stay fixed with --users/--books (Goodreads' 876,145 x
+2,360,655: then the slopes are per interaction alone, not mixed with the node count).
+Data files and SQLite databases go to benchmarks/out/ (BOOKREC_BENCH_PREFIX keeps side-by-side
+runs apart); figures to out/bench_scale.json.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def _write_books(path: Path, names: list[str]) -> None:
 
 
 def run_backend(backend: str, n: int, args: argparse.Namespace) -> dict:
-    users, books = int(n * args.users_per), int(n * args.books_per)
+    users = args.users or int(n * args.users_per)
+    books = args.books or int(n * args.books_per)
     books_path, events_path = write_data(n, users, books)
     url = fresh_database(backend, f"bookrec_bench_scale_{n}")
     figures: dict[str, dict] = {}
@@ -197,6 +200,12 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--users-per", type=float, default=0.03)
     parser.add_argument("--books-per", type=float, default=0.02)
+    parser.add_argument(
+        "--users", type=int, default=0, help="a fixed number of users at every size"
+    )
+    parser.add_argument(
+        "--books", type=int, default=0, help="a fixed number of books at every size"
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     results_path = OUT / "bench_scale.json"

@@ -127,3 +127,41 @@ def test_a_strategy_given_as_one_broadcast_row_has_the_candidates_of_its_dense_c
     for field in ("z", "served", "hits", "n_relevant"):
         assert np.array_equal(getattr(one_row, field), getattr(dense, field)), field
     assert np.isfinite(dense.z[1]).any()  # the popular part has candidates to compare
+
+
+def test_all_finite_scores_give_the_candidates_of_the_general_path(monkeypatch):
+    """Scores without -inf or NaN are masked and standardised by a shorter path: it must give
+    the same candidates, z-scores and hits as the general one."""
+    from bookrec.algorithms import scoring
+
+    rng = np.random.default_rng(11)
+    n_users, n_books = 120, 900
+    relevant = sp.random(n_users, n_books, density=0.01, random_state=11, format="csr")
+    relevant.data[:] = 1
+    exclude = sp.random(n_users, n_books, density=0.05, random_state=12, format="csr")
+    cf = rng.normal(size=(n_users, n_books)).astype(np.float32)  # all finite
+    gnn = rng.normal(size=(n_users, n_books)).astype(np.float32)
+    gnn[rng.random(gnn.shape) < 0.2] = -np.inf  # the general path
+    row = rng.random(n_books).astype(np.float32)
+
+    def score(rows):
+        popular = np.broadcast_to(row, (len(rows), n_books))
+        return {"cf": cf[rows], "gnn": gnn[rows], "popular": popular}
+
+    short = candidate_scores(score, relevant, exclude, batch_size=32)
+    general = scoring.row_moments
+
+    def without_shortcut(scores):
+        moments = general(scores)
+        if not moments.all_finite:
+            return moments
+        finite = np.isfinite(scores[:1] if scoring.is_one_row(scores) else scores)
+        return scoring.RowMoments(
+            moments.served, *scoring._row_moments(scores, finite)[1:], all_finite=False
+        )
+
+    monkeypatch.setattr(scoring, "row_moments", without_shortcut)
+    long = candidate_scores(score, relevant, exclude, batch_size=32)
+    for field in ("z", "served", "hits", "n_relevant"):
+        assert np.array_equal(getattr(short, field), getattr(long, field)), field
+    assert np.isfinite(short.z[0]).sum() > n_users * 50  # cf had its candidates

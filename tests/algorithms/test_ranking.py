@@ -138,3 +138,13 @@ def test_a_large_catalogue_ranks_above_a_sampled_threshold_exactly_as_a_full_sor
     result = top_k(scores, k, sp.csr_matrix(banned))
     cleaned = np.where(np.isnan(scores), -np.inf, scores)
     np.testing.assert_array_equal(result, reference_top_k(cleaned, k, banned))
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (4, 0), (1, 1), (7, 300), (300, 7)])
+def test_nonzero_2d_is_numpys_nonzero(shape):
+    from bookrec.algorithms.ranking import nonzero_2d
+
+    mask = np.random.default_rng(sum(shape)).random(shape) < 0.3
+    rows, columns = nonzero_2d(mask)
+    expected_rows, expected_columns = np.nonzero(mask)
+    assert np.array_equal(rows, expected_rows) and np.array_equal(columns, expected_columns)

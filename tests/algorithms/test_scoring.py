@@ -181,6 +181,29 @@ def test_standardised_at_columns_equals_normalised_at_those_columns(monkeypatch,
     assert (got[5] == 0).all() and (got[9] == 0).all()
 
 
+@pytest.mark.parametrize("block_rows", [1, 3, 100])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_standardised_at_of_all_finite_scores_equals_normalised(monkeypatch, block_rows, layout):
+    """Rows without a non-finite score take a shorter path: the same float32 numbers."""
+    from bookrec.algorithms import scoring
+
+    rng = np.random.default_rng(9)
+    scores = (rng.normal(size=(37, 100)) * 3 + 1).astype(np.float32)
+    scores[9] = 2.5  # a constant row
+    scores = {
+        "C": scores[:, :50].copy(), "F": np.asfortranarray(scores[:, :50]),
+        "strided": scores[:, ::2],
+    }[layout]  # fmt: skip
+    columns = rng.integers(0, 50, size=(37, 12))
+    expected = np.take_along_axis(normalised(np.ascontiguousarray(scores)), columns, 1)
+    monkeypatch.setattr(scoring, "ROW_BLOCK_CELLS", block_rows * 50)
+    moments = scoring.row_moments(scores)
+    got = moments.z_at(scores, columns)
+    assert moments.all_finite and moments.served.all()
+    assert got.dtype == np.float32 and np.array_equal(got, expected)
+    assert (got[9] == 0).all()
+
+
 WEIGHTS_HYBRID = {"cf": 1.0, "gnn": 0.5, "popular": 0.1}
 
 

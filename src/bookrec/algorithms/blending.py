@@ -67,7 +67,7 @@ def candidate_scores(
     gives each strategy's (len(rows), n_books) scores of those rows. Users are scored in
     batches of `batch_size` (default: as many as keep a batch's scores near BATCH_CELLS)."""
     from bookrec.algorithms.ranking import top_k_rows
-    from bookrec.algorithms.scoring import is_one_row, standardised_at
+    from bookrec.algorithms.scoring import is_one_row, row_moments
 
     relevant = sp.csr_matrix(relevant)
     exclude = sp.csr_matrix(exclude)
@@ -78,32 +78,38 @@ def candidate_scores(
     names: tuple[str, ...] = ()
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
-        parts = score_fn(rows)
+        parts = {
+            name: np.asarray(scores, dtype=np.float32) for name, scores in score_fn(rows).items()
+        }
         names = tuple(parts)
         excluded = exclude[rows]
-        seen = _positive(excluded)
+        seen_at = _positive_entries(excluded)
+        seen = np.zeros(excluded.shape, dtype=bool)
+        seen[seen_at] = True
         most_seen = int(np.diff(excluded.indptr).max(initial=0))
-        picks, served = [], []
+        picks, moments = [], []
         for name in names:
-            scores = np.asarray(parts[name], dtype=np.float32)
+            scores = parts[name]
+            moments.append(row_moments(scores))
+            width = min(per_strategy, scores.shape[1])
             if is_one_row(scores):
-                served.append(np.repeat(np.isfinite(scores[0]).any(), len(rows)))
-                width = min(per_strategy, scores.shape[1])
                 picks.append(_top_k_unseen(scores[0], seen, width, width + most_seen))
                 continue
-            finite = np.isfinite(scores)
-            served.append(finite.any(axis=1))
-            masked = np.where(seen | ~finite, -np.inf, scores)
-            picks.append(top_k_rows(masked, min(per_strategy, masked.shape[1])))
+            if moments[-1].all_finite:
+                masked = scores.copy()
+                masked[seen_at] = -np.inf
+            else:
+                masked = np.where(seen | ~np.isfinite(scores), -np.inf, scores)
+            picks.append(top_k_rows(masked, width))
         candidates = np.sort(np.concatenate(picks, axis=1), axis=1)
         repeated = np.zeros(candidates.shape, dtype=bool)
         repeated[:, 1:] = candidates[:, 1:] == candidates[:, :-1]
         valid = (candidates >= 0) & ~repeated
         safe = np.where(valid, candidates, 0)
-        z = np.stack([standardised_at(parts[name], safe) for name in names])
+        z = np.stack([m.z_at(parts[name], safe) for name, m in zip(names, moments, strict=True)])
         z[:, ~valid] = -np.inf
         hit = np.take_along_axis(_positive(relevant[rows]), safe, 1) & valid
-        blocks.append((z, np.stack(served), hit))
+        blocks.append((z, np.stack([m.served for m in moments]), hit))
     if not blocks:
         empty = np.zeros((0, 0), dtype=bool)
         return CandidateScores((), np.zeros((0, 0, 0), np.float32), empty, empty, np.zeros(0))
@@ -124,25 +130,32 @@ def candidate_scores(
 
 def _positive(matrix: sp.csr_matrix) -> np.ndarray:
     """matrix.toarray() > 0 without the float matrix in between."""
+    out = np.zeros(matrix.shape, dtype=bool)
+    out[_positive_entries(matrix)] = True
+    return out
+
+
+def _positive_entries(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the entries of a csr matrix that are > 0 (duplicates summed)."""
     matrix = sp.csr_matrix(matrix, copy=True)
     matrix.sum_duplicates()
-    out = np.zeros(matrix.shape, dtype=bool)
     rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
     positive = matrix.data > 0
-    out[rows[positive], matrix.indices[positive]] = True
-    return out
+    return rows[positive], matrix.indices[positive]
 
 
 def _top_k_unseen(row: np.ndarray, seen: np.ndarray, k: int, depth: int) -> np.ndarray:
     """top_k_rows of `row` for every user with that user's `seen` books at -inf, the same
     columns in the same order: the row is ranked once, and each user takes the first k of its
     `depth` best that they have not seen (depth: k plus the most books a user has seen)."""
+    from bookrec.algorithms.ranking import nonzero_2d
+
     values = np.where(np.isnan(row), -np.inf, row)
     order = np.argsort(-values, kind="stable")
     order = order[np.isfinite(values[order])][:depth]
     unseen = ~seen[:, order]
     place = np.cumsum(unseen, axis=1, dtype=np.int32)
-    users, at = np.nonzero(unseen & (place <= k))
+    users, at = nonzero_2d(unseen & (place <= k))
     result = np.full((len(seen), k), -1, dtype=np.int64)
     result[users, place[users, at] - 1] = order[at]
     return result

@@ -126,7 +126,9 @@ def top_k_rows(batch: np.ndarray, k: int) -> np.ndarray:
     kk = min(k, n_items)
     if n_rows == 0 or kk == 0:
         return np.full((n_rows, k), -1, dtype=np.int64)
-    batch[np.isnan(batch)] = -np.inf
+    nan = np.isnan(batch)
+    if nan.any():
+        batch[nan] = -np.inf
     if n_items < PREFILTER_ITEMS or kk * PREFILTER_SAMPLE > n_items:
         return _top_k_rows(batch, k)
     return _top_k_above_sampled_threshold(batch, k)
@@ -154,7 +156,7 @@ def _top_k_above_sampled_threshold(batch: np.ndarray, k: int) -> np.ndarray:
         result[short] = _top_k_rows(batch[short], k)
     rows = np.flatnonzero(~short)
     if len(rows):
-        kept_rows, columns = np.nonzero(above[rows])
+        kept_rows, columns = nonzero_2d(above if len(rows) == n_rows else above[rows])
         width = int(counts[rows].max())
         starts = np.concatenate([[0], np.cumsum(counts[rows])[:-1]])
         place = np.arange(len(columns)) - np.repeat(starts, counts[rows])
@@ -182,10 +184,16 @@ def _top_k_rows(batch: np.ndarray, k: int) -> np.ndarray:
         first_ties = np.cumsum(tied[over], axis=1, dtype=np.int32) <= n_wanted_ties[over, None]
         tied[over] &= first_ties
     chosen |= tied
-    columns = np.nonzero(chosen)[1].reshape(n_rows, kk)
+    columns = nonzero_2d(chosen)[1].reshape(n_rows, kk)
     values = np.take_along_axis(batch, columns, axis=1)
     order = np.argsort(-values, axis=1, kind="stable")
     columns = np.take_along_axis(columns, order, axis=1)
     columns[np.take_along_axis(values, order, axis=1) == -np.inf] = -1
     result[:, :kk] = columns
     return result
+
+
+def nonzero_2d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.nonzero of a 2-d bool array, the same (rows, columns) in the same order: numpy's
+    1-d nonzero is ~8x faster than its 2-d one (16 vs 136 ms at 167 x 200k)."""
+    return np.divmod(np.flatnonzero(mask), mask.shape[1])

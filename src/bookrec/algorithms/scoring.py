@@ -55,7 +55,9 @@ def cf_scores(
     scores = (
         np.asarray(user_factors, dtype=np.float32) @ np.asarray(item_factors, dtype=np.float32).T
     )
-    scores[np.isnan(scores)] = -np.inf
+    nan = np.isnan(scores)
+    if nan.any():
+        scores[nan] = -np.inf
     if item_present is not None:
         scores[:, ~np.asarray(item_present, dtype=bool)] = -np.inf
     return scores
@@ -322,39 +324,88 @@ def is_one_row(scores: np.ndarray) -> bool:
 
 def standardised_at(scores: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """normalised(scores) ("zscore") at the given columns of each row (rows × m), the same
-    float32 numbers, without the whole matrix of them: only the rows' statistics are
-    computed over every column, a few rows at a time."""
+    float32 numbers, without the whole matrix of them (see RowMoments)."""
     scores = np.asarray(scores, dtype=np.float32)
+    return row_moments(scores).z_at(scores, columns)
+
+
+@dataclass(frozen=True, eq=False)
+class RowMoments:
+    """What normalised ("zscore") computes of each row of a batch of scores before it scales
+    them: whether it has a finite score (`served`), the mean and standard deviation of its
+    finite scores (float64, rows × 1) and the z every non-finite entry gets (`lowest`:
+    the z of the row's lowest finite score, 0 for a row without one). `all_finite`: the
+    batch has no -inf, inf or NaN."""
+
+    served: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    lowest: np.ndarray
+    all_finite: bool
+
+    def z_at(self, scores: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """The z-scores of `scores` (the batch measured) at the columns (rows × m)."""
+        picked = np.take_along_axis(scores, columns, 1)
+        finite = np.isfinite(picked)
+        z = _z_of(np.where(finite, picked, 0.0).astype(np.float64), self.mean, self.std)
+        return np.where(finite, z, self.lowest)
+
+
+def row_moments(scores: np.ndarray) -> RowMoments:
+    """RowMoments of float32 scores: the statistics are computed over every column, a few
+    rows at a time (one row for a batch that is one row broadcast)."""
     if is_one_row(scores):
-        return _standardised_at_rows(scores[:1], columns)  # one row for all: its statistics once
-    out = np.empty(columns.shape, dtype=np.float32)
-    rows = max(1, ROW_BLOCK_CELLS // max(scores.shape[-1], 1))
-    for start in range(0, len(scores), rows):
+        one = row_moments(scores[:1])
+        return RowMoments(
+            np.repeat(one.served, len(scores)), one.mean, one.std, one.lowest, one.all_finite
+        )
+    n_rows, n_columns = scores.shape
+    served = np.empty(n_rows, dtype=bool)
+    mean, std = np.empty((n_rows, 1)), np.empty((n_rows, 1))
+    lowest = np.empty((n_rows, 1), dtype=np.float32)
+    all_finite = True
+    rows = max(1, ROW_BLOCK_CELLS // max(n_columns, 1))
+    for start in range(0, n_rows, rows):
         block = slice(start, start + rows)
-        out[block] = _standardised_at_rows(scores[block], columns[block])
-    return out
+        part = scores[block]
+        finite = np.isfinite(part)
+        if n_columns and finite.all():
+            moments = _finite_row_moments(part)
+        else:
+            all_finite = False
+            moments = _row_moments(part, finite)
+        served[block], mean[block], std[block], lowest[block] = moments
+    return RowMoments(served, mean, std, lowest, all_finite)
 
 
-def _standardised_at_rows(scores: np.ndarray, columns: np.ndarray) -> np.ndarray:
+def _row_moments(scores: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, ...]:
     # The operations of _standardised_rows and _normalised_rows, in the same types.
-    finite = np.isfinite(scores)
     count = finite.sum(axis=1, keepdims=True)
     values = np.where(finite, scores, 0.0)
     mean = values.sum(axis=1, keepdims=True) / np.maximum(count, 1)
     centred = np.where(finite, values - mean, 0.0)
     std = np.sqrt((centred**2).sum(axis=1, keepdims=True) / np.maximum(count, 1))
+    # z rises with the score: the z of the lowest finite score is the row's lowest z.
+    least = np.where(finite, scores, np.inf).min(axis=1, keepdims=True).astype(np.float64)
+    lowest = np.where(count > 0, _z_of(least, mean, std), np.float32(0.0))
+    return count[:, 0] > 0, mean, std, lowest
 
-    def z_of(picked: np.ndarray) -> np.ndarray:
-        z = np.divide(picked - mean, std, out=np.zeros(picked.shape), where=std > 0)
-        return z.astype(np.float32)
 
-    # z rises with the score: the row's lowest z, given to its non-finite entries, is the
-    # z of its lowest finite score (0 for a row without one).
-    lowest = z_of(np.where(finite, scores, np.inf).min(axis=1, keepdims=True).astype(np.float64))
-    lowest = np.where(count > 0, lowest, np.float32(0.0))
-    picked = np.take_along_axis(scores, columns, 1)
-    z = z_of(np.where(np.isfinite(picked), picked, 0.0).astype(np.float64))
-    return np.where(np.isfinite(picked), z, lowest)
+def _finite_row_moments(scores: np.ndarray) -> tuple[np.ndarray, ...]:
+    # _row_moments where every score is finite: the same numbers in fewer passes.
+    scores = np.ascontiguousarray(scores)  # the sums in the order of _row_moments' copies
+    count = np.full((len(scores), 1), scores.shape[1], dtype=np.int64)
+    mean = scores.sum(axis=1, keepdims=True) / count
+    centred = np.subtract(scores, mean)
+    np.square(centred, out=centred)
+    std = np.sqrt(centred.sum(axis=1, keepdims=True) / count)
+    least = scores.min(axis=1, keepdims=True).astype(np.float64)
+    return np.ones(len(scores), dtype=bool), mean, std, _z_of(least, mean, std)
+
+
+def _z_of(picked: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    z = np.divide(picked - mean, std, out=np.zeros(picked.shape), where=std > 0)
+    return z.astype(np.float32)
 
 
 def normalised(scores: np.ndarray, method: FusionMethod = "zscore") -> np.ndarray:
