@@ -95,11 +95,10 @@ def candidate_scores(
             if is_one_row(scores):
                 picks.append(_top_k_unseen(scores[0], seen, width, width + most_seen))
                 continue
-            if moments[-1].all_finite:
-                masked = scores.copy()
-                masked[seen_at] = -np.inf
-            else:
-                masked = np.where(seen | ~np.isfinite(scores), -np.inf, scores)
+            masked = scores.copy()
+            masked[seen_at] = -np.inf
+            if not moments[-1].all_finite:
+                masked[~np.isfinite(scores)] = -np.inf
             picks.append(top_k_rows(masked, width))
         candidates = np.sort(np.concatenate(picks, axis=1), axis=1)
         repeated = np.zeros(candidates.shape, dtype=bool)

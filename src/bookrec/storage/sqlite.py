@@ -390,12 +390,11 @@ def _json_insert(conn: sqlite3.Connection, table: np.ndarray) -> int:
     indexes of interactions: ~40 bytes per row already stored, for every batch (a 100M-row
     load wrote 208 GB to it in its first 23 minutes). The stage's journal is its own few MB."""
     conn.execute(CREATE_STAGE)
-    conn.execute(f"DELETE FROM {STAGE}")
     # NaN ratings become JSON null (NULL); floats keep every digit (shortest round trip).
     # Bound as text: SQLite 3.45+ reads a BLOB argument as its binary JSONB format.
     conn.execute(STAGE_FROM_JSON, (json_text(table),))
     inserted = conn.execute(INSERT_FROM_STAGE, (time.time(),)).rowcount
-    conn.execute(f"DELETE FROM {STAGE}")
+    conn.execute(f"DELETE FROM {STAGE}")  # left empty (a failed batch rolls back the load)
     return inserted
 
 
