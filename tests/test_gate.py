@@ -169,3 +169,75 @@ def test_a_large_catalogue_holds_out_fewer_users_the_start_of_the_larger_sample(
     assert (budget.held[common] != full.held[common]).nnz == 0
     monkeypatch.setattr(gate, "CELL_BUDGET", 400 * 10)
     assert len(gate.gate_split(core, GateSettings(users=200)).rows) == 100  # the floor
+
+
+def test_the_gate_scores_while_the_vectors_are_written_and_a_rejection_rolls_them_back(
+    planted, monkeypatch
+):
+    """The gate runs on a thread beside the write-back: the candidate's vectors are written
+    before its verdict is known, and a rejection (or a failure of the gate) rolls them back."""
+    import threading
+
+    from bookrec.services import gate as gate_service
+    from bookrec.storage.vectors import Vectors
+
+    first, _ = _train_cf(planted)
+    assert first.exit_code == 0, first.output
+    published = _cf_vectors(planted.url)
+    order: list[str] = []
+    write_snapshots = Vectors._write_snapshots
+
+    def written(self, *args, **kwargs):
+        write_snapshots(self, *args, **kwargs)
+        order.append("wrote the vectors")
+
+    measure = gate_service.measure
+
+    def measured(*args, **kwargs):
+        figures = measure(*args, **kwargs)
+        order.append(f"measured on {threading.current_thread().name}")
+        return figures
+
+    monkeypatch.setattr(Vectors, "_write_snapshots", written)
+    monkeypatch.setattr(gate_service, "measure", measured)
+    rejected = planted("train", "cf", *SABOTAGE)
+    assert rejected.exit_code == 4, rejected.output
+    assert set(order) == {"wrote the vectors", "measured on bookrec-gate"}
+    for (ids, vectors), (ids2, vectors2) in zip(published, _cf_vectors(planted.url), strict=True):
+        np.testing.assert_array_equal(ids, ids2)
+        np.testing.assert_array_equal(vectors, vectors2)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the gate broke")
+
+    monkeypatch.setattr(gate_service, "measure", broken)
+    failed = planted("train", "cf", "--factors", "16")
+    assert failed.exit_code != 0 and "the gate broke" in failed.output
+    for (_, vectors), (_, vectors2) in zip(published, _cf_vectors(planted.url), strict=True):
+        np.testing.assert_array_equal(vectors, vectors2)
+    with open_repository(planted.url) as repo:
+        statuses = [run.status for run in repo.runs("cf", limit=3)]
+        assert statuses == ["failed", "rejected", "succeeded"]
+    assert not [t for t in threading.enumerate() if t.name == "bookrec-gate"]
+
+
+def test_a_stopped_gate_scores_no_further_batch():
+    import threading
+
+    import scipy.sparse as sp
+
+    from bookrec.algorithms.matrix import InteractionMatrix
+    from bookrec.models import gate
+    from bookrec.models.popular import PopularModel
+    from bookrec.settings import GateSettings
+
+    rng = np.random.default_rng(5)
+    matrix = sp.csr_matrix((rng.random((300, 50)) < 0.2).astype(np.float32))
+    core = InteractionMatrix(matrix, np.arange(300) + 1, np.arange(50) + 1)
+    split = gate.gate_split(core, GateSettings(users=30))
+    models = {"popular": PopularModel(core.book_ids, np.asarray(matrix.sum(axis=0)).ravel())}
+    assert gate.measure(models, split, core, 10).users == 30
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(gate.Stopped):
+        gate.measure(models, split, core, 10, stop=stop)

@@ -203,6 +203,41 @@ def test_failed_vector_write_leaves_old_vectors_and_no_partial_new_ones(repo):
     assert repo.runs("gnn")[0].status == "died"  # its caller did not record the failure
 
 
+def test_results_given_as_functions_are_asked_for_once_the_vectors_are_written(repo):
+    """run_result and hybrid_weights may be functions (a gate still scoring): called after the
+    vectors are written, in the write's transaction; an error one raises rolls it all back."""
+    ids = _books(repo, 3)
+    books = np.array(sorted(ids.values()))
+    old = np.arange(9, dtype=np.float32).reshape(3, 3)
+    first = repo.start_run("gnn", {})
+    repo.replace_vectors("gnn", first, {}, books, old, hybrid_weights={"gnn": (1.0, 1.5)})
+    asked: list[str] = []
+
+    def weights():
+        asked.append("weights")
+        assert repo.vector_stats("gnn", "books").with_vector == 3  # written by now
+        return {"gnn": (0.5, 1.5), "popular": (0.25, None)}
+
+    def rejected():
+        asked.append("result")
+        raise RuntimeError("rejected")
+
+    with pytest.raises(RuntimeError, match="rejected"):
+        repo.replace_vectors(
+            "gnn", repo.start_run("gnn", {}), rejected, books, old * 2, hybrid_weights=weights
+        )
+    assert asked == ["weights", "result"]
+    assert np.array_equal(repo.load_vectors("gnn")[1], old)
+    assert repo.hybrid_weights() == {"gnn": (1.0, 1.5, first)}
+    passing = repo.start_run("gnn", {})
+    repo.replace_vectors(
+        "gnn", passing, lambda: {"n_books": 3}, books, old * 3, hybrid_weights=weights
+    )
+    assert np.array_equal(repo.load_vectors("gnn")[1], old * 3)
+    assert repo.hybrid_weights()["popular"] == (0.25, None, passing)
+    assert repo.latest_run("gnn").id == passing
+
+
 def test_repeated_ids_are_refused(repo):
     ids = _books(repo, 2)
     books = np.array([ids["0"], ids["1"], ids["0"]])

@@ -64,7 +64,8 @@ def candidate_scores(
     batch_size: int | None = None,
 ) -> CandidateScores:
     """The candidates of the users (rows of `relevant`) with relevant books; score_fn(rows)
-    gives each strategy's (len(rows), n_books) scores of those rows. Users are scored in
+    gives each strategy's (len(rows), n_books) scores of those rows (an array it makes for
+    the call and keeps no reference to is overwritten; a view is copied). Users are scored in
     batches of `batch_size` (default: as many as keep a batch's scores near BATCH_CELLS)."""
     from bookrec.algorithms.ranking import top_k_rows
     from bookrec.algorithms.scoring import is_one_row, row_moments
@@ -95,10 +96,12 @@ def candidate_scores(
             if is_one_row(scores):
                 picks.append(_top_k_unseen(scores[0], seen, width, width + most_seen))
                 continue
-            masked = scores.copy()
+            # An array of the batch's own is masked where it is: a candidate is never a seen
+            # book, so the z-scores taken from it below read only scores left as they were.
+            masked = scores if _owned(scores) else scores.copy()
             masked[seen_at] = -np.inf
             if not moments[-1].all_finite:
-                masked[~np.isfinite(scores)] = -np.inf
+                masked[~np.isfinite(masked)] = -np.inf
             picks.append(top_k_rows(masked, width))
         candidates = np.sort(np.concatenate(picks, axis=1), axis=1)
         repeated = np.zeros(candidates.shape, dtype=bool)
@@ -125,6 +128,11 @@ def candidate_scores(
         hits=np.concatenate([padded(b[2], False) for b in blocks]),
         n_relevant=np.diff(relevant.indptr)[users],
     )
+
+
+def _owned(scores: np.ndarray) -> bool:
+    """Whether an array score_fn gave is its own (not a view of an array kept elsewhere)."""
+    return scores.base is None and scores.flags.writeable
 
 
 def _positive(matrix: sp.csr_matrix) -> np.ndarray:

@@ -49,18 +49,43 @@ RRF_OFFSET = 60.0
 
 
 def cf_scores(
-    user_factors: np.ndarray, item_factors: np.ndarray, item_present: np.ndarray | None = None
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    item_present: np.ndarray | None = None,
+    *,
+    item_bound: float | None = None,
 ) -> np.ndarray:
-    """x_u · y_i (n_users, n_books); -inf for books not present and users whose row is NaN."""
-    scores = (
-        np.asarray(user_factors, dtype=np.float32) @ np.asarray(item_factors, dtype=np.float32).T
-    )
-    nan = np.isnan(scores)
-    if nan.any():
-        scores[nan] = -np.inf
+    """x_u · y_i (n_users, n_books); -inf where that is NaN (users whose row is NaN) and for
+    books not present. `item_bound`: the largest |value| of item_factors, given when all of
+    them are finite (`finite_bound`), so that only the users' rows need to be looked at."""
+    users = np.asarray(user_factors, dtype=np.float32)
+    scores = users @ np.asarray(item_factors, dtype=np.float32).T
+    finite_users = np.isfinite(users).all(axis=1) if item_bound is not None else None
+    if finite_users is not None and _no_overflow(users[finite_users], item_bound):
+        # Finite factors whose products and sums stay below float32's largest: NaN only in the
+        # rows of users with a NaN or an infinity.
+        for row in np.flatnonzero(~finite_users):
+            scores[row, np.isnan(scores[row])] = -np.inf
+    else:
+        nan = np.isnan(scores)
+        if nan.any():
+            scores[nan] = -np.inf
     if item_present is not None:
         scores[:, ~np.asarray(item_present, dtype=bool)] = -np.inf
     return scores
+
+
+def finite_bound(factors: np.ndarray) -> float | None:
+    """The largest |value| of the factors if every one is finite, else None (see cf_scores)."""
+    if factors.size == 0:
+        return 0.0
+    largest = float(np.abs(factors).max())
+    return largest if np.isfinite(largest) else None
+
+
+def _no_overflow(users: np.ndarray, item_bound: float) -> bool:
+    user_bound = float(np.abs(users).max()) if users.size else 0.0
+    return user_bound * item_bound * max(users.shape[1], 1) < float(np.finfo(np.float32).max) / 2
 
 
 def popularity(weights: sp.csr_matrix) -> np.ndarray:
@@ -367,13 +392,14 @@ def row_moments(scores: np.ndarray) -> RowMoments:
     rows = max(1, ROW_BLOCK_CELLS // max(n_columns, 1))
     for start in range(0, n_rows, rows):
         block = slice(start, start + rows)
-        part = scores[block]
-        finite = np.isfinite(part)
-        if n_columns and finite.all():
-            moments = _finite_row_moments(part)
+        part = np.ascontiguousarray(scores[block])  # the sums in the order of _row_moments'
+        sums = part.sum(axis=1, keepdims=True)
+        # A NaN or an infinity makes its row's sum NaN or infinite: a finite sum, finite scores.
+        if n_columns and np.isfinite(sums).all():
+            moments = _finite_row_moments(part, sums)
         else:
             all_finite = False
-            moments = _row_moments(part, finite)
+            moments = _row_moments(part, np.isfinite(part))
         served[block], mean[block], std[block], lowest[block] = moments
     return RowMoments(served, mean, std, lowest, all_finite)
 
@@ -391,11 +417,11 @@ def _row_moments(scores: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, ..
     return count[:, 0] > 0, mean, std, lowest
 
 
-def _finite_row_moments(scores: np.ndarray) -> tuple[np.ndarray, ...]:
-    # _row_moments where every score is finite: the same numbers in fewer passes.
-    scores = np.ascontiguousarray(scores)  # the sums in the order of _row_moments' copies
+def _finite_row_moments(scores: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, ...]:
+    # _row_moments where every score is finite (`sums`: of each row): the same numbers in
+    # fewer passes.
     count = np.full((len(scores), 1), scores.shape[1], dtype=np.int64)
-    mean = scores.sum(axis=1, keepdims=True) / count
+    mean = sums / count
     centred = np.subtract(scores, mean)
     np.square(centred, out=centred)
     std = np.sqrt(centred.sum(axis=1, keepdims=True) / count)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bookrec.algorithms.matrix import InteractionMatrix, positions
-from bookrec.algorithms.scoring import cf_scores, pieces, row_blocks
+from bookrec.algorithms.scoring import cf_scores, finite_bound, pieces, row_blocks
 from bookrec.models.base import UserBatch, training_core
 from bookrec.settings import CfSettings, SparkSettings
+
+# Batches of at least this many users check their scores for NaN by the factors' bound, worth
+# one pass over the book vectors (made once per model); a single user's scores are looked at.
+BOUND_FROM_USERS = 32
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,13 +121,18 @@ class CfModel:
     def serves(self, user_ids: np.ndarray) -> np.ndarray:
         return positions(self.vectors.user_ids, user_ids) >= 0
 
+    @functools.cached_property
+    def _item_bound(self) -> float | None:
+        return finite_bound(self._blocks[0])
+
     def scores(self, users: UserBatch) -> np.ndarray:
         rows = positions(self.vectors.user_ids, users.user_ids)
         dim = self._blocks[0].shape[1] if self._blocks else 0
         user_vectors = np.full((len(rows), dim), np.nan, dtype=np.float32)
         user_vectors[rows >= 0] = self.vectors.user_vectors[rows[rows >= 0]]
         if self._in_order:
-            return cf_scores(user_vectors, self._blocks[0])
+            bound = self._item_bound if len(rows) >= BOUND_FROM_USERS else None
+            return cf_scores(user_vectors, self._blocks[0], item_bound=bound)
         scores = np.full((len(rows), len(self.catalogue)), -np.inf, dtype=np.float32)
         for start, piece in pieces(self._blocks):
             columns = self._columns[start : start + len(piece)]

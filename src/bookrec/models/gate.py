@@ -9,6 +9,7 @@ weights (algorithms.blending) that a passing run publishes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -53,6 +54,10 @@ def training_part(core: InteractionMatrix, split: MatrixHoldout) -> InteractionM
     return InteractionMatrix(split.train, core.user_ids, core.book_ids)
 
 
+class Stopped(Exception):
+    """The gate's scoring was stopped before its end (its caller no longer waits for it)."""
+
+
 @dataclass(frozen=True)
 class GateFigures:
     """Mean nDCG@k on the held-out pairs of each model scored (the candidate under its own
@@ -69,8 +74,11 @@ def measure(
     split: MatrixHoldout,
     core: InteractionMatrix,
     k: int,
+    *,
+    stop: threading.Event | None = None,
 ) -> GateFigures:
-    """Score the held-out users with every model (and learn the blend of the PARTS)."""
+    """Score the held-out users with every model (and learn the blend of the PARTS); once
+    `stop` is set, Stopped at the next batch of users."""
     from bookrec.algorithms.blending import candidate_scores, fit_weights, fused_ndcg
 
     rows = split.rows
@@ -78,6 +86,8 @@ def measure(
     relevant = sp.csr_matrix(split.held[rows] > 0, dtype=np.int8)
 
     def score(batch_rows: np.ndarray) -> dict[str, np.ndarray]:
+        if stop is not None and stop.is_set():
+            raise Stopped
         batch = UserBatch(users.user_ids[batch_rows], users.weights[batch_rows])
         return {name: validation_scores(model, batch) for name, model in models.items()}
 

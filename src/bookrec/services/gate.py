@@ -9,7 +9,11 @@ run publishes.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +22,7 @@ from bookrec.algorithms.matrix import InteractionMatrix
 from bookrec.algorithms.split import MatrixHoldout
 from bookrec.models.base import BookVectors, Model
 from bookrec.models.blend import Blend
-from bookrec.models.gate import PUBLISHED, measure, resolved_cf, verdict
+from bookrec.models.gate import PUBLISHED, GateFigures, measure, resolved_cf, verdict
 from bookrec.progress import Phases
 from bookrec.results import GateResult
 from bookrec.settings import Settings
@@ -60,22 +64,66 @@ def judge(
     force: bool = False,
 ) -> GateOutcome:
     """Measure `candidate` (of family `model`, fitted on split.train) on the held-out pairs."""
+    with judging(repo, settings, model, candidate, core, split, phases, force=force) as outcome:
+        return outcome()
+
+
+@contextmanager
+def judging(
+    repo: Repository,
+    settings: Settings,
+    model: str,
+    candidate: Model,
+    core: InteractionMatrix,
+    split: MatrixHoldout,
+    phases: Phases,
+    *,
+    force: bool = False,
+) -> Iterator[Callable[[], GateOutcome]]:
+    """judge, scored on a thread of its own: yields the function that waits for the outcome.
+
+    The published vectors are read here, before the caller's write-back replaces them; the
+    scoring (pure numpy, most of it outside the GIL) then runs while the caller writes the
+    candidate's vectors in the transaction a rejection rolls back (see Verdict). Leaving the
+    block stops the scoring at its next batch of users and waits for the thread."""
     from bookrec.algorithms.scoring import popularity
     from bookrec.models.popular import PopularModel
 
     started = time.perf_counter()
     with phases.phase("gate"):
-        catalogue = core.book_ids
         book_popularity = popularity(split.train)
         models: dict[str, Model] = {
-            "popular": PopularModel(catalogue, book_popularity),
+            "popular": PopularModel(core.book_ids, book_popularity),
             model: candidate,
         }
         published = _published(repo, settings, core, split, book_popularity)
         if model in published:
             models[PUBLISHED] = published.pop(model)
         models |= published
-        figures = measure(models, split, core, settings.gate.k)
+    stop = threading.Event()
+    pending: Future[GateOutcome] = Future()
+
+    def score() -> None:
+        try:
+            with phases.phase("gate"):
+                figures = measure(models, split, core, settings.gate.k, stop=stop)
+            seconds = time.perf_counter() - started
+            pending.set_result(_outcome(figures, model, settings, force, seconds))
+        except BaseException as error:  # raised in the caller by pending.result()
+            pending.set_exception(error)
+
+    thread = threading.Thread(target=score, name="bookrec-gate", daemon=True)
+    thread.start()
+    try:
+        yield pending.result
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _outcome(
+    figures: GateFigures, model: str, settings: Settings, force: bool, seconds: float
+) -> GateOutcome:
     reason = verdict(figures, model, settings.gate.tolerance)
     result = GateResult(
         model=model,
@@ -89,9 +137,43 @@ def judge(
         reason=reason,
         forced=force and reason is not None,
         hybrid_weights=figures.blend.weights,
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=round(seconds, 3),
     )
     return GateOutcome(result, figures.blend)
+
+
+class Rejected(Exception):
+    """Raised in a write-back's transaction when the gate rejects the candidate: the write
+    is rolled back and the run recorded as rejected (record_rejection)."""
+
+    def __init__(self, result: GateResult) -> None:
+        super().__init__(result.reason)
+        self.result = result
+
+
+@dataclass
+class Verdict:
+    """What a write-back needs of the gate, asked for once the vectors are written: `outcome`
+    waits for the gate `judging` runs (None: not judged, `unjudged` is the result to record:
+    a skipped gate or none)."""
+
+    outcome: Callable[[], GateOutcome] | None
+    unjudged: GateResult | None
+    force: bool
+
+    def result(self) -> GateResult | None:
+        return self.unjudged if self.outcome is None else self.outcome().result
+
+    def passed(self) -> GateResult | None:
+        """The result, Rejected if the gate rejects the candidate and the run is not forced."""
+        result = self.result()
+        if result is not None and not result.passed and not self.force:
+            raise Rejected(result)
+        return result
+
+    def hybrid_rows(self) -> dict[str, tuple[float, float | None]] | None:
+        self.passed()
+        return None if self.outcome is None else self.outcome().hybrid_rows()
 
 
 def held_out_by(repo: Repository, family: str, settings: Settings, users: int) -> bool:

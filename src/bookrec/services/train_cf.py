@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from functools import partial
 
@@ -14,7 +15,7 @@ from bookrec.models.gate import MIN_USERS, gate_split, training_part
 from bookrec.progress import Phases
 from bookrec.results import TrainCfResult
 from bookrec.services.fold_in import fold_in_grams
-from bookrec.services.gate import judge, record_rejection, skipped
+from bookrec.services.gate import Rejected, Verdict, judging, record_rejection, skipped
 from bookrec.services.training import (
     counting_book_events,
     load_training_data,
@@ -58,41 +59,44 @@ def train_cf(
         rejected = None
         with recorded_run(repo, "cf", parameters, phases) as run_id:
             split = gate_split(core, settings.gate) if use_gate(settings, gate) else None
-            checked, hybrid_rows = None, None
+            unjudged = None
             if split is not None and len(split.rows) < MIN_USERS:
-                checked, split = skipped("cf", settings, len(split.rows)), None
+                unjudged, split = skipped("cf", settings, len(split.rows)), None
             training = training_part(core, split) if split is not None else core
             with phases.phase("fit", total=cf.iterations) as update:
                 fit = fit_cf(training, cf, update, settings.spark)
-            vectors = fit.vectors
+            vectors, judged = fit.vectors, contextlib.nullcontext(None)
             if split is not None:
-                outcome = judge(
-                    repo, settings, "cf", vectors.model(core.book_ids), core, split, phases,
-                    force=force,
-                )  # fmt: skip
-                checked = outcome.result
-                hybrid_rows = outcome.hybrid_rows()
+                candidate = vectors.model(core.book_ids)
                 vectors = _with_full_rows(vectors, core, split.rows, fit.regularization, cf)
+                judged = judging(repo, settings, "cf", candidate, core, split, phases, force=force)
             metrics = {"pairs": fit.pairs, **fit.engine_stats}
-            if checked is not None:
-                metrics["gate"] = checked.to_dict()
-            result = run_result(data, phases, metrics=metrics)
-            if checked is not None and not checked.passed and not force:
-                rejected = checked
-                record_rejection(repo, run_id, result, phases, checked)
-            else:
-                with phases.phase("write", total=data.n_users + data.n_books) as update:
-                    write_started = time.perf_counter()
-                    with counting_book_events(data.interactions) as event_counts:
-                        repo.replace_vectors(
-                            "cf", run_id, result,
-                            book_ids=vectors.book_ids, book_vectors=vectors.book_vectors,
-                            user_ids=vectors.user_ids, user_vectors=vectors.user_vectors,
-                            on_progress=update, event_counts=event_counts,
-                            hybrid_weights=hybrid_rows,
-                            artifacts=fold_in_grams(vectors.user_vectors, vectors.book_vectors),
-                        )  # fmt: skip
-                    write_seconds = time.perf_counter() - write_started
+
+            with judged as outcome:
+                gate_verdict = Verdict(outcome, unjudged, force)
+
+                def finished() -> dict:  # once the vectors are written; Rejected rolls back
+                    return run_result(data, phases, metrics, gate_verdict.passed())
+
+                try:
+                    with phases.phase("write", total=data.n_users + data.n_books) as update:
+                        write_started = time.perf_counter()
+                        with counting_book_events(data.interactions) as event_counts:
+                            repo.replace_vectors(
+                                "cf", run_id, finished,
+                                book_ids=vectors.book_ids, book_vectors=vectors.book_vectors,
+                                user_ids=vectors.user_ids, user_vectors=vectors.user_vectors,
+                                on_progress=update, event_counts=event_counts,
+                                hybrid_weights=gate_verdict.hybrid_rows,
+                                artifacts=fold_in_grams(vectors.user_vectors, vectors.book_vectors),
+                            )  # fmt: skip
+                        write_seconds = time.perf_counter() - write_started
+                except Rejected as rejection:
+                    rejected = rejection.result
+                    result = run_result(data, phases, metrics, rejected)
+                    record_rejection(repo, run_id, result, phases, rejected)
+                checked = gate_verdict.result()
+            result = run_result(data, phases, metrics, checked)
         if rejected is not None:
             raise GateRejectedError("cf", run_id, rejected.reason or "")
         # The write phase's own time is known only after its commit.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from functools import partial
 
@@ -12,7 +13,7 @@ from bookrec.models.gate import MIN_USERS, gate_split, training_part
 from bookrec.models.gnn import check_engine_available, fit_gnn, gnn_core
 from bookrec.progress import Phases
 from bookrec.results import TrainGnnResult
-from bookrec.services.gate import judge, record_rejection, skipped
+from bookrec.services.gate import Rejected, Verdict, judging, record_rejection, skipped
 from bookrec.services.train_cf import use_gate
 from bookrec.services.training import (
     counting_book_events,
@@ -53,35 +54,42 @@ def train_gnn(
         with recorded_run(repo, "gnn", parameters, phases) as run_id:
             core = data.matrix
             split = gate_split(core, settings.gate) if use_gate(settings, gate) else None
-            checked, hybrid_rows = None, None
+            unjudged = None
             if split is not None and len(split.rows) < MIN_USERS:
-                checked, split = skipped("gnn", settings, len(split.rows)), None
+                unjudged, split = skipped("gnn", settings, len(split.rows)), None
             training = training_part(core, split) if split is not None else core
             fit = fit_gnn(training, gnn, phases, settings.spark)
+            judged = contextlib.nullcontext(None)
             if split is not None:
                 candidate = EmbeddingModel(
                     fit.vectors, core.book_ids, popularity(split.train), gnn.prior
                 )
-                outcome = judge(repo, settings, "gnn", candidate, core, split, phases, force=force)
-                checked = outcome.result
-                hybrid_rows = outcome.hybrid_rows()
+                judged = judging(repo, settings, "gnn", candidate, core, split, phases, force=force)
             metrics = {"edges": fit.edges, **fit.stats}
-            if checked is not None:
-                metrics["gate"] = checked.to_dict()
-            result = run_result(data, phases, metrics=metrics)
-            if checked is not None and not checked.passed and not force:
-                rejected = checked
-                record_rejection(repo, run_id, result, phases, checked)
-            else:
-                with (
-                    phases.phase("write", total=data.n_books) as update,
-                    counting_book_events(data.interactions) as event_counts,
-                ):
-                    repo.replace_vectors(
-                        "gnn", run_id, result, book_ids=fit.vectors.book_ids,
-                        book_vectors=fit.vectors.vectors, on_progress=update,
-                        event_counts=event_counts, hybrid_weights=hybrid_rows,
-                    )  # fmt: skip
+
+            with judged as outcome:
+                gate_verdict = Verdict(outcome, unjudged, force)
+
+                def finished() -> dict:  # once the vectors are written; Rejected rolls back
+                    return run_result(data, phases, metrics, gate_verdict.passed())
+
+                try:
+                    with (
+                        phases.phase("write", total=data.n_books) as update,
+                        counting_book_events(data.interactions) as event_counts,
+                    ):
+                        repo.replace_vectors(
+                            "gnn", run_id, finished,
+                            book_ids=fit.vectors.book_ids, book_vectors=fit.vectors.vectors,
+                            on_progress=update, event_counts=event_counts,
+                            hybrid_weights=gate_verdict.hybrid_rows,
+                        )  # fmt: skip
+                except Rejected as rejection:
+                    rejected = rejection.result
+                    result = run_result(data, phases, metrics, rejected)
+                    record_rejection(repo, run_id, result, phases, rejected)
+                checked = gate_verdict.result()
+            result = run_result(data, phases, metrics, checked)
         if rejected is not None:
             raise GateRejectedError("gnn", run_id, rejected.reason or "")
         repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})

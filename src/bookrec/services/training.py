@@ -12,6 +12,7 @@ from bookrec.algorithms.matrix import InteractionMatrix
 from bookrec.domain import BookEventCounts, InteractionArrays
 from bookrec.errors import NoInteractionsError, scrub
 from bookrec.progress import Phases
+from bookrec.results import GateResult
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
 
@@ -116,8 +117,12 @@ def recorded_run(repo: Repository, model: str, parameters: dict, phases: Phases)
         raise
 
 
-def run_result(data: TrainingData, phases: Phases, metrics: dict[str, Any]) -> dict[str, Any]:
-    """The training_runs fields of a finished run."""
+def run_result(
+    data: TrainingData, phases: Phases, metrics: dict[str, Any], gate: GateResult | None = None
+) -> dict[str, Any]:
+    """The training_runs fields of a finished run (the gate's result among its metrics)."""
+    if gate is not None:
+        metrics = {**metrics, "gate": gate.to_dict()}
     return {
         "n_users": data.n_users,
         "n_books": data.n_books,

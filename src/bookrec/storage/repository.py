@@ -26,7 +26,7 @@ from bookrec.storage.schema import Migration, Schema
 from bookrec.storage.snapshots import Snapshots
 from bookrec.storage.tuned import TunedSettings
 from bookrec.storage.vector_chunks import VectorChunks, VectorSource
-from bookrec.storage.vectors import ProgressCallback, Vectors, VectorStats
+from bookrec.storage.vectors import HybridRows, ProgressCallback, Vectors, VectorStats
 
 
 class Repository:
@@ -170,7 +170,7 @@ class Repository:
         self,
         family: str,
         run_id: int,
-        run_result: dict[str, Any],
+        run_result: dict[str, Any] | Callable[[], dict[str, Any]],
         book_ids: np.ndarray,
         book_vectors: np.ndarray,
         user_ids: np.ndarray | None = None,
@@ -178,7 +178,7 @@ class Repository:
         artifacts: dict[str, bytes] | None = None,
         on_progress: ProgressCallback | None = None,
         event_counts: BookEventCounts | Callable[[], BookEventCounts] | None = None,
-        hybrid_weights: dict[str, tuple[float, float | None]] | None = None,
+        hybrid_weights: HybridRows | Callable[[], HybridRows | None] | None = None,
     ) -> None:
         """See Vectors.replace."""
         self.vectors.replace(

@@ -27,6 +27,7 @@ from bookrec.storage.snapshots import (
 ProgressCallback = Callable[[int, int], None]
 # (side: "books" or "users", row ids, vectors)
 VectorSide = tuple[str, np.ndarray, np.ndarray]
+HybridRows = dict[str, tuple[float, float | None]]  # strategy -> (weight, prior)
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class Vectors(ABC):
         self,
         family: str,
         run_id: int,
-        run_result: dict[str, Any],
+        run_result: dict[str, Any] | Callable[[], dict[str, Any]],
         book_ids: np.ndarray,
         book_vectors: np.ndarray,
         user_ids: np.ndarray | None = None,
@@ -167,15 +168,16 @@ class Vectors(ABC):
         artifacts: dict[str, bytes] | None = None,
         on_progress: ProgressCallback | None = None,
         event_counts: BookEventCounts | Callable[[], BookEventCounts] | None = None,
-        hybrid_weights: dict[str, tuple[float, float | None]] | None = None,
+        hybrid_weights: HybridRows | Callable[[], HybridRows | None] | None = None,
     ) -> None:
         """In one transaction: write the family's vectors, NULL it everywhere else, store the
         snapshots recommend reads (with `event_counts`, if given, for popularity), the
         `hybrid_weights` if given (strategy -> (weight, prior)), and mark the run succeeded
         with run_result (finish_run's fields). Nothing changes on error.
 
-        `event_counts` may be a function returning them, called once the vectors are written:
-        the caller can compute them meanwhile."""
+        `event_counts`, `hybrid_weights` and `run_result` may each be a function returning
+        them, called (in that order) once the vectors are written: the caller can compute them
+        meanwhile, and an error one of them raises rolls the whole write back."""
         sides = [("books", book_ids, book_vectors)]
         if user_ids is not None and user_vectors is not None:
             sides.append(("users", user_ids, user_vectors))
@@ -201,13 +203,13 @@ class Vectors(ABC):
         self,
         family: str,
         run_id: int,
-        run_result: dict[str, Any],
+        run_result: dict[str, Any] | Callable[[], dict[str, Any]],
         sides: list[VectorSide],
         artifacts: dict[str, bytes] | None,
         on_progress: ProgressCallback | None,
         clear_others: bool,
         event_counts: BookEventCounts | Callable[[], BookEventCounts] | None,
-        hybrid_weights: dict[str, tuple[float, float | None]] | None = None,
+        hybrid_weights: HybridRows | Callable[[], HybridRows | None] | None = None,
     ) -> None:
         """The one transaction of replace / update."""
         total = sum(len(ids) for _, ids, _ in sides)
@@ -227,8 +229,12 @@ class Vectors(ABC):
             if callable(event_counts):
                 event_counts = event_counts()
             self._write_snapshots(family, sides, event_counts, clear_others)
+            if callable(hybrid_weights):
+                hybrid_weights = hybrid_weights()
             if hybrid_weights is not None:
                 self.runs.replace_hybrid_weights(run_id, hybrid_weights)
+            if callable(run_result):
+                run_result = run_result()
             self.runs.finish_in_transaction(run_id, "succeeded", run_result)
             interrupts.commit_point()
 
