@@ -27,6 +27,7 @@ from bookrec.progress import Phases
 from bookrec.results import GateResult
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
+from bookrec.storage.vectors import HybridRows
 
 
 @dataclass(frozen=True)
@@ -52,22 +53,6 @@ def skipped(model: str, settings: Settings, users: int) -> GateResult:
     )  # fmt: skip
 
 
-def judge(
-    repo: Repository,
-    settings: Settings,
-    model: str,
-    candidate: Model,
-    core: InteractionMatrix,
-    split: MatrixHoldout,
-    phases: Phases,
-    *,
-    force: bool = False,
-) -> GateOutcome:
-    """Measure `candidate` (of family `model`, fitted on split.train) on the held-out pairs."""
-    with judging(repo, settings, model, candidate, core, split, phases, force=force) as outcome:
-        return outcome()
-
-
 @contextmanager
 def judging(
     repo: Repository,
@@ -80,7 +65,8 @@ def judging(
     *,
     force: bool = False,
 ) -> Iterator[Callable[[], GateOutcome]]:
-    """judge, scored on a thread of its own: yields the function that waits for the outcome.
+    """Measure `candidate` (of family `model`, fitted on split.train) on the held-out pairs,
+    scored on a thread of its own: yields the function that waits for the outcome.
 
     The published vectors are read here, before the caller's write-back replaces them; the
     scoring (pure numpy, most of it outside the GIL) then runs while the caller writes the
@@ -171,7 +157,7 @@ class Verdict:
             raise Rejected(result)
         return result
 
-    def hybrid_rows(self) -> dict[str, tuple[float, float | None]] | None:
+    def hybrid_rows(self) -> HybridRows | None:
         self.passed()
         return None if self.outcome is None else self.outcome().hybrid_rows()
 
