@@ -9,6 +9,7 @@ run publishes.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,9 +21,18 @@ import numpy as np
 
 from bookrec.algorithms.matrix import InteractionMatrix
 from bookrec.algorithms.split import MatrixHoldout
+from bookrec.errors import GateRejectedError
 from bookrec.models.base import BookVectors, Model
 from bookrec.models.blend import Blend
-from bookrec.models.gate import PUBLISHED, GateFigures, measure, resolved_cf, verdict
+from bookrec.models.gate import (
+    MIN_USERS,
+    PUBLISHED,
+    GateFigures,
+    gate_split,
+    measure,
+    resolved_cf,
+    verdict,
+)
 from bookrec.progress import Phases
 from bookrec.results import GateResult
 from bookrec.settings import Settings
@@ -42,6 +52,23 @@ class GateOutcome:
         return {
             name: (weight, DEFAULT_PRIOR.get(name)) for name, weight in self.blend.weights.items()
         }
+
+
+def use_gate(settings: Settings, gate: bool | None) -> bool:
+    return settings.gate.enabled if gate is None else gate
+
+
+def holdout(
+    core: InteractionMatrix, settings: Settings, model: str, gate: bool | None
+) -> tuple[MatrixHoldout | None, GateResult | None]:
+    """The pairs the gate holds out of `core` (None: no gate), or, when too few users would
+    be held out to judge, None and the skipped gate's result to record."""
+    if not use_gate(settings, gate):
+        return None, None
+    split = gate_split(core, settings.gate)
+    if len(split.rows) < MIN_USERS:
+        return None, skipped(model, settings, len(split.rows))
+    return split, None
 
 
 def skipped(model: str, settings: Settings, users: int) -> GateResult:
@@ -160,6 +187,43 @@ class Verdict:
     def hybrid_rows(self) -> HybridRows | None:
         self.passed()
         return None if self.outcome is None else self.outcome().hybrid_rows()
+
+
+def write_back_judged(
+    repo: Repository,
+    settings: Settings,
+    model: str,
+    run_id: int,
+    phases: Phases,
+    write: Callable[[Callable[[], dict], Callable[[], HybridRows | None]], None],
+    run_fields: Callable[[GateResult | None], dict],
+    *,
+    candidate: Model | None,
+    core: InteractionMatrix,
+    split: MatrixHoldout | None,
+    unjudged: GateResult | None,
+    force: bool,
+) -> GateResult | None:
+    """The write-back of a run, judged by the gate beside it (when `split` is given).
+
+    `write(run_result, hybrid_rows)` replaces the vectors in one transaction and asks for
+    both once they are written: the gate's verdict decides there whether the transaction
+    commits. A rejection rolls it back, records the run as rejected with its figures
+    (`run_fields(gate_result)`: its training_runs fields) and raises GateRejectedError.
+    Returns the gate's result (None: no gate)."""
+    judged = contextlib.nullcontext(None)
+    if split is not None:
+        assert candidate is not None
+        judged = judging(repo, settings, model, candidate, core, split, phases, force=force)
+    with judged as outcome:
+        gate_verdict = Verdict(outcome, unjudged, force)
+        try:
+            write(lambda: run_fields(gate_verdict.passed()), gate_verdict.hybrid_rows)
+        except Rejected as rejection:
+            checked = rejection.result
+            record_rejection(repo, run_id, run_fields(checked), phases, checked)
+            raise GateRejectedError(model, run_id, checked.reason or "") from None
+        return gate_verdict.result()
 
 
 def held_out_by(repo: Repository, family: str, settings: Settings, users: int) -> bool:

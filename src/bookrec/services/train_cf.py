@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
 
 from bookrec.algorithms.matrix import InteractionMatrix
-from bookrec.errors import GateRejectedError
 from bookrec.models.cf import CfVectors, cf_core, cf_regularization, fit_cf
-from bookrec.models.gate import MIN_USERS, gate_split, training_part
+from bookrec.models.gate import training_part
 from bookrec.progress import Phases
 from bookrec.results import TrainCfResult
 from bookrec.services.fold_in import fold_in_grams
-from bookrec.services.gate import Rejected, Verdict, judging, record_rejection, skipped
+from bookrec.services.gate import holdout, use_gate, write_back_judged
 from bookrec.services.training import (
     counting_book_events,
     load_training_data,
@@ -56,51 +55,40 @@ def train_cf(
         }
         if cf.engine == "spark":
             parameters["spark"] = {"master": settings.spark.master}
-        rejected = None
         with recorded_run(repo, "cf", parameters, phases) as run_id:
-            split = gate_split(core, settings.gate) if use_gate(settings, gate) else None
-            unjudged = None
-            if split is not None and len(split.rows) < MIN_USERS:
-                unjudged, split = skipped("cf", settings, len(split.rows)), None
+            split, unjudged = holdout(core, settings, "cf", gate)
             training = training_part(core, split) if split is not None else core
             with phases.phase("fit", total=cf.iterations) as update:
                 fit = fit_cf(training, cf, update, settings.spark)
-            vectors, judged = fit.vectors, contextlib.nullcontext(None)
+            vectors, candidate = fit.vectors, None
             if split is not None:
                 candidate = vectors.model(core.book_ids)
                 vectors = _with_full_rows(vectors, core, split.rows, fit.regularization, cf)
-                judged = judging(repo, settings, "cf", candidate, core, split, phases, force=force)
             metrics = {"pairs": fit.pairs, **fit.engine_stats}
 
-            with judged as outcome:
-                gate_verdict = Verdict(outcome, unjudged, force)
+            def write(finished: Callable[[], dict], hybrid_weights: Callable) -> None:
+                with (
+                    phases.phase("write", total=data.n_users + data.n_books) as update,
+                    counting_book_events(data.interactions) as event_counts,
+                ):
+                    repo.replace_vectors(
+                        "cf", run_id, finished,
+                        book_ids=vectors.book_ids, book_vectors=vectors.book_vectors,
+                        user_ids=vectors.user_ids, user_vectors=vectors.user_vectors,
+                        on_progress=update, event_counts=event_counts,
+                        hybrid_weights=hybrid_weights,
+                        artifacts=fold_in_grams(vectors.user_vectors, vectors.book_vectors),
+                    )  # fmt: skip
 
-                def finished() -> dict:  # once the vectors are written; Rejected rolls back
-                    return run_result(data, phases, metrics, gate_verdict.passed())
-
-                try:
-                    with phases.phase("write", total=data.n_users + data.n_books) as update:
-                        write_started = time.perf_counter()
-                        with counting_book_events(data.interactions) as event_counts:
-                            repo.replace_vectors(
-                                "cf", run_id, finished,
-                                book_ids=vectors.book_ids, book_vectors=vectors.book_vectors,
-                                user_ids=vectors.user_ids, user_vectors=vectors.user_vectors,
-                                on_progress=update, event_counts=event_counts,
-                                hybrid_weights=gate_verdict.hybrid_rows,
-                                artifacts=fold_in_grams(vectors.user_vectors, vectors.book_vectors),
-                            )  # fmt: skip
-                        write_seconds = time.perf_counter() - write_started
-                except Rejected as rejection:
-                    rejected = rejection.result
-                    result = run_result(data, phases, metrics, rejected)
-                    record_rejection(repo, run_id, result, phases, rejected)
-                checked = gate_verdict.result()
-            result = run_result(data, phases, metrics, checked)
-        if rejected is not None:
-            raise GateRejectedError("cf", run_id, rejected.reason or "")
+            checked = write_back_judged(
+                repo, settings, "cf", run_id, phases, write,
+                partial(run_result, data, phases, metrics),
+                candidate=candidate, core=core, split=split, unjudged=unjudged, force=force,
+            )  # fmt: skip
         # The write phase's own time is known only after its commit.
+        result = run_result(data, phases, metrics, checked)
         repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
+        write_seconds = phases.seconds["write"]
     return TrainCfResult(
         run_id=run_id,
         users=data.n_users,
@@ -117,10 +105,6 @@ def train_cf(
         seconds=round(time.perf_counter() - started, 3),
         gate=checked,
     )
-
-
-def use_gate(settings: Settings, gate: bool | None) -> bool:
-    return settings.gate.enabled if gate is None else gate
 
 
 def _with_full_rows(

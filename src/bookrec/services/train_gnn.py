@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
+from collections.abc import Callable
 from functools import partial
 
 from bookrec.algorithms.scoring import popularity
-from bookrec.errors import GateRejectedError
 from bookrec.models.embedding import EmbeddingModel
-from bookrec.models.gate import MIN_USERS, gate_split, training_part
+from bookrec.models.gate import training_part
 from bookrec.models.gnn import check_engine_available, fit_gnn, gnn_core
 from bookrec.progress import Phases
 from bookrec.results import TrainGnnResult
-from bookrec.services.gate import Rejected, Verdict, judging, record_rejection, skipped
-from bookrec.services.train_cf import use_gate
+from bookrec.services.gate import holdout, use_gate, write_back_judged
 from bookrec.services.training import (
     counting_book_events,
     load_training_data,
@@ -50,48 +48,36 @@ def train_gnn(
             "weights": settings.weights.model_dump(),
             "gate": settings.gate.model_dump() if use_gate(settings, gate) else None,
         }
-        rejected = None
         with recorded_run(repo, "gnn", parameters, phases) as run_id:
             core = data.matrix
-            split = gate_split(core, settings.gate) if use_gate(settings, gate) else None
-            unjudged = None
-            if split is not None and len(split.rows) < MIN_USERS:
-                unjudged, split = skipped("gnn", settings, len(split.rows)), None
+            split, unjudged = holdout(core, settings, "gnn", gate)
             training = training_part(core, split) if split is not None else core
             fit = fit_gnn(training, gnn, phases, settings.spark)
-            judged = contextlib.nullcontext(None)
+            candidate = None
             if split is not None:
                 candidate = EmbeddingModel(
                     fit.vectors, core.book_ids, popularity(split.train), gnn.prior
                 )
-                judged = judging(repo, settings, "gnn", candidate, core, split, phases, force=force)
             metrics = {"edges": fit.edges, **fit.stats}
 
-            with judged as outcome:
-                gate_verdict = Verdict(outcome, unjudged, force)
+            def write(finished: Callable[[], dict], hybrid_weights: Callable) -> None:
+                with (
+                    phases.phase("write", total=data.n_books) as update,
+                    counting_book_events(data.interactions) as event_counts,
+                ):
+                    repo.replace_vectors(
+                        "gnn", run_id, finished,
+                        book_ids=fit.vectors.book_ids, book_vectors=fit.vectors.vectors,
+                        on_progress=update, event_counts=event_counts,
+                        hybrid_weights=hybrid_weights,
+                    )  # fmt: skip
 
-                def finished() -> dict:  # once the vectors are written; Rejected rolls back
-                    return run_result(data, phases, metrics, gate_verdict.passed())
-
-                try:
-                    with (
-                        phases.phase("write", total=data.n_books) as update,
-                        counting_book_events(data.interactions) as event_counts,
-                    ):
-                        repo.replace_vectors(
-                            "gnn", run_id, finished,
-                            book_ids=fit.vectors.book_ids, book_vectors=fit.vectors.vectors,
-                            on_progress=update, event_counts=event_counts,
-                            hybrid_weights=gate_verdict.hybrid_rows,
-                        )  # fmt: skip
-                except Rejected as rejection:
-                    rejected = rejection.result
-                    result = run_result(data, phases, metrics, rejected)
-                    record_rejection(repo, run_id, result, phases, rejected)
-                checked = gate_verdict.result()
-            result = run_result(data, phases, metrics, checked)
-        if rejected is not None:
-            raise GateRejectedError("gnn", run_id, rejected.reason or "")
+            checked = write_back_judged(
+                repo, settings, "gnn", run_id, phases, write,
+                partial(run_result, data, phases, metrics),
+                candidate=candidate, core=core, split=split, unjudged=unjudged, force=force,
+            )  # fmt: skip
+        result = run_result(data, phases, metrics, checked)
         repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
     return TrainGnnResult(
         run_id=run_id,

@@ -10,7 +10,7 @@ from typing import Any
 
 from bookrec.algorithms.matrix import InteractionMatrix
 from bookrec.domain import BookEventCounts, InteractionArrays
-from bookrec.errors import NoInteractionsError, scrub
+from bookrec.errors import GateRejectedError, NoInteractionsError, scrub
 from bookrec.progress import Phases
 from bookrec.results import GateResult
 from bookrec.settings import Settings
@@ -104,6 +104,8 @@ def recorded_run(repo: Repository, model: str, parameters: dict, phases: Phases)
     run_id = repo.start_run(model, parameters)
     try:
         yield run_id
+    except GateRejectedError:  # recorded as rejected, with its figures
+        raise
     except BaseException as exc:
         # Ctrl-C's KeyboardInterrupt has no text; a SIGTERM's says "terminated by SIGTERM".
         message = (str(exc) or "interrupted") if isinstance(exc, KeyboardInterrupt) else str(exc)
