@@ -209,8 +209,8 @@ def write_back_judged(
     `write(run_result, hybrid_rows)` replaces the vectors in one transaction and asks for
     both once they are written: the gate's verdict decides there whether the transaction
     commits. A rejection rolls it back, records the run as rejected with its figures
-    (`run_fields(gate_result)`: its training_runs fields) and raises GateRejectedError.
-    Returns the gate's result (None: no gate)."""
+    (`run_fields(gate_result)`: its training_runs fields) and raises GateRejectedError;
+    otherwise the run is marked succeeded. Returns the gate's result (None: no gate)."""
     judged = contextlib.nullcontext(None)
     if split is not None:
         assert candidate is not None
@@ -223,7 +223,10 @@ def write_back_judged(
             checked = rejection.result
             record_rejection(repo, run_id, run_fields(checked), phases, checked)
             raise GateRejectedError(model, run_id, checked.reason or "") from None
-        return gate_verdict.result()
+        checked = gate_verdict.result()
+    # Once more after the commit: only now is the write phase's own time known.
+    repo.finish_run(run_id, "succeeded", **run_fields(checked))
+    return checked
 
 
 def held_out_by(repo: Repository, family: str, settings: Settings, users: int) -> bool:

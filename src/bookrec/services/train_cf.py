@@ -85,9 +85,6 @@ def train_cf(
                 partial(run_result, data, phases, metrics),
                 candidate=candidate, core=core, split=split, unjudged=unjudged, force=force,
             )  # fmt: skip
-        # The write phase's own time is known only after its commit.
-        result = run_result(data, phases, metrics, checked)
-        repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
         write_seconds = phases.seconds["write"]
     return TrainCfResult(
         run_id=run_id,

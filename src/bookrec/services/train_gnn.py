@@ -77,8 +77,6 @@ def train_gnn(
                 partial(run_result, data, phases, metrics),
                 candidate=candidate, core=core, split=split, unjudged=unjudged, force=force,
             )  # fmt: skip
-        result = run_result(data, phases, metrics, checked)
-        repo.finish_run(run_id, "succeeded", **{**result, "phases": phases.seconds})
     return TrainGnnResult(
         run_id=run_id,
         engine=gnn.engine,
