@@ -6,6 +6,7 @@ read waits for the server is bookrec's interrupt."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -323,6 +324,40 @@ def test_a_failing_vector_write_leaves_old_vectors_and_no_table(vector_write_pat
     ids, kept = repo.vectors.load_json(["gnn"], "books")["gnn"]
     assert ids.tolist() == books.tolist() and np.array_equal(kept, old)
     assert _leftover_tables(repo) == []
+
+
+def test_clearing_the_rows_not_written_stays_linear_with_statistics_of_an_empty_column(
+    vector_write_path, pg_url
+):
+    """Statistics taken while the column was all NULL (autovacuum off or behind, as after a
+    first load) expect one row with a vector: the UPDATE that clears the rows a write does not
+    cover must still not plan a nested loop that scans the whole stage for each such row
+    (quadratic: 300k users took over 8 minutes)."""
+    repo, _ = vector_write_path
+    repo.upsert_books([[BookRecord(f"x{i}", f"Book {i}") for i in range(3000)]])
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("ANALYZE books")
+    books = np.array(sorted(repo.book_id_map().values()))
+    vectors = np.random.default_rng(8).normal(size=(len(books), 4)).astype(np.float32)
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books, vectors)
+    plans: list[str] = []
+    execute = repo.conn.execute
+
+    def explaining(query, *args, **kwargs):
+        if isinstance(query, str) and "NOT EXISTS" in query and query.startswith("UPDATE"):
+            plan = execute(f"EXPLAIN {query}", *args).fetchall()
+            plans.append("\n".join(line for (line,) in plan))
+        return execute(query, *args, **kwargs)
+
+    repo.conn.execute = explaining
+    repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books[1:], vectors[1:])
+    assert len(plans) == 1
+    nested_over_stage = "Nested Loop" in plans[0] and re.search(
+        r"Seq Scan on \S*staged_books_vectors", plans[0]
+    )
+    assert not nested_over_stage, plans[0]
+    ids, kept = repo.vectors.load_json(["gnn"], "books")["gnn"]
+    assert ids.tolist() == books[1:].tolist() and np.array_equal(kept, vectors[1:])
 
 
 STREAMED_READ = """
