@@ -257,14 +257,15 @@ def vector_write_path(request, pg_url):
     admin.close()
 
 
-def _recording_statements(repo) -> list[str]:
-    """The statements the repository runs from now on, each CREATE TABLE AS after its plan."""
+def _recording_statements(repo, explained: str = " AS SELECT ") -> list[str]:
+    """The statements the repository runs from now on, each containing `explained` (CREATE
+    TABLE AS by default) after its plan."""
     statements: list[str] = []
     execute = repo.conn.execute
 
     def recording(query, *args, **kwargs):
-        if isinstance(query, str) and " AS SELECT " in query:
-            plan = execute(f"EXPLAIN {query}").fetchall()
+        if isinstance(query, str) and explained in query:
+            plan = execute(f"EXPLAIN {query}", *args).fetchall()
             statements.append("\n".join(line for (line,) in plan))
         statements.append(str(query))
         return execute(query, *args, **kwargs)
@@ -340,17 +341,9 @@ def test_clearing_the_rows_not_written_stays_linear_with_statistics_of_an_empty_
     books = np.array(sorted(repo.book_id_map().values()))
     vectors = np.random.default_rng(8).normal(size=(len(books), 4)).astype(np.float32)
     repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books, vectors)
-    plans: list[str] = []
-    execute = repo.conn.execute
-
-    def explaining(query, *args, **kwargs):
-        if isinstance(query, str) and "NOT EXISTS" in query and query.startswith("UPDATE"):
-            plan = execute(f"EXPLAIN {query}", *args).fetchall()
-            plans.append("\n".join(line for (line,) in plan))
-        return execute(query, *args, **kwargs)
-
-    repo.conn.execute = explaining
+    statements = _recording_statements(repo, explained=" AND NOT EXISTS ")
     repo.replace_vectors("gnn", repo.start_run("gnn", {}), {}, books[1:], vectors[1:])
+    plans = [s for s in statements if s.startswith("Update on")]
     assert len(plans) == 1
     nested_over_stage = "Nested Loop" in plans[0] and re.search(
         r"Seq Scan on \S*staged_books_vectors", plans[0]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from bookrec.models.gate import (
 )
 from bookrec.progress import Phases
 from bookrec.results import GateResult
+from bookrec.services.training import TrainingData, counting_book_events, run_result
 from bookrec.settings import Settings
 from bookrec.storage.base import Repository
 from bookrec.storage.vectors import HybridRows
@@ -195,37 +197,50 @@ def write_back_judged(
     model: str,
     run_id: int,
     phases: Phases,
-    write: Callable[[Callable[[], dict], Callable[[], HybridRows | None]], None],
-    run_fields: Callable[[GateResult | None], dict],
+    data: TrainingData,
+    metrics: dict[str, Any],
+    vectors: dict[str, Any],
     *,
     candidate: Model | None,
     core: InteractionMatrix,
     split: MatrixHoldout | None,
     unjudged: GateResult | None,
     force: bool,
+    artifacts: Callable[[], dict[str, bytes]] | None = None,
 ) -> GateResult | None:
-    """The write-back of a run, judged by the gate beside it (when `split` is given).
-
-    `write(run_result, hybrid_rows)` replaces the vectors in one transaction and asks for
-    both once they are written: the gate's verdict decides there whether the transaction
-    commits. A rejection rolls it back, records the run as rejected with its figures
-    (`run_fields(gate_result)`: its training_runs fields) and raises GateRejectedError;
-    otherwise the run is marked succeeded. Returns the gate's result (None: no gate)."""
+    """Replace the family's vectors (`vectors`: replace_vectors' arguments; `artifacts`
+    computed in the write phase, beside the gate) in one
+    transaction, judged by the gate beside the write when `split` is given: its verdict,
+    asked for once the vectors are written, decides whether the transaction commits. A
+    rejection rolls it back, records the run as rejected with its figures and raises
+    GateRejectedError; otherwise the run is marked succeeded. Returns the gate's result
+    (None: no gate)."""
     judged = contextlib.nullcontext(None)
     if split is not None:
         assert candidate is not None
         judged = judging(repo, settings, model, candidate, core, split, phases, force=force)
+    total = data.n_books + (data.n_users if "user_ids" in vectors else 0)
     with judged as outcome:
         gate_verdict = Verdict(outcome, unjudged, force)
         try:
-            write(lambda: run_fields(gate_verdict.passed()), gate_verdict.hybrid_rows)
+            with (
+                phases.phase("write", total=total) as update,
+                counting_book_events(data.interactions) as event_counts,
+            ):
+                repo.replace_vectors(
+                    model, run_id, lambda: run_result(data, phases, metrics, gate_verdict.passed()),
+                    on_progress=update, event_counts=event_counts,
+                    hybrid_weights=gate_verdict.hybrid_rows,
+                    artifacts=artifacts() if artifacts else None, **vectors,
+                )  # fmt: skip
         except Rejected as rejection:
             checked = rejection.result
-            record_rejection(repo, run_id, run_fields(checked), phases, checked)
+            fields = run_result(data, phases, metrics, checked)
+            record_rejection(repo, run_id, fields, phases, checked)
             raise GateRejectedError(model, run_id, checked.reason or "") from None
         checked = gate_verdict.result()
     # Once more after the commit: only now is the write phase's own time known.
-    repo.finish_run(run_id, "succeeded", **run_fields(checked))
+    repo.finish_run(run_id, "succeeded", **run_result(data, phases, metrics, checked))
     return checked
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -16,10 +15,8 @@ from bookrec.results import TrainCfResult
 from bookrec.services.fold_in import fold_in_grams
 from bookrec.services.gate import holdout, use_gate, write_back_judged
 from bookrec.services.training import (
-    counting_book_events,
     load_training_data,
     recorded_run,
-    run_result,
     training_lock,
 )
 from bookrec.settings import CfSettings, Settings
@@ -65,25 +62,14 @@ def train_cf(
                 candidate = vectors.model(core.book_ids)
                 vectors = _with_full_rows(vectors, core, split.rows, fit.regularization, cf)
             metrics = {"pairs": fit.pairs, **fit.engine_stats}
-
-            def write(finished: Callable[[], dict], hybrid_weights: Callable) -> None:
-                with (
-                    phases.phase("write", total=data.n_users + data.n_books) as update,
-                    counting_book_events(data.interactions) as event_counts,
-                ):
-                    repo.replace_vectors(
-                        "cf", run_id, finished,
-                        book_ids=vectors.book_ids, book_vectors=vectors.book_vectors,
-                        user_ids=vectors.user_ids, user_vectors=vectors.user_vectors,
-                        on_progress=update, event_counts=event_counts,
-                        hybrid_weights=hybrid_weights,
-                        artifacts=fold_in_grams(vectors.user_vectors, vectors.book_vectors),
-                    )  # fmt: skip
-
             checked = write_back_judged(
-                repo, settings, "cf", run_id, phases, write,
-                partial(run_result, data, phases, metrics),
+                repo, settings, "cf", run_id, phases, data, metrics,
+                {
+                    "book_ids": vectors.book_ids, "book_vectors": vectors.book_vectors,
+                    "user_ids": vectors.user_ids, "user_vectors": vectors.user_vectors,
+                },
                 candidate=candidate, core=core, split=split, unjudged=unjudged, force=force,
+                artifacts=lambda: fold_in_grams(vectors.user_vectors, vectors.book_vectors),
             )  # fmt: skip
         write_seconds = phases.seconds["write"]
     return TrainCfResult(

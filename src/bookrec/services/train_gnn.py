@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from functools import partial
 
 from bookrec.algorithms.scoring import popularity
@@ -14,10 +13,8 @@ from bookrec.progress import Phases
 from bookrec.results import TrainGnnResult
 from bookrec.services.gate import holdout, use_gate, write_back_judged
 from bookrec.services.training import (
-    counting_book_events,
     load_training_data,
     recorded_run,
-    run_result,
     training_lock,
 )
 from bookrec.settings import Settings
@@ -60,21 +57,9 @@ def train_gnn(
                 )
             metrics = {"edges": fit.edges, **fit.stats}
 
-            def write(finished: Callable[[], dict], hybrid_weights: Callable) -> None:
-                with (
-                    phases.phase("write", total=data.n_books) as update,
-                    counting_book_events(data.interactions) as event_counts,
-                ):
-                    repo.replace_vectors(
-                        "gnn", run_id, finished,
-                        book_ids=fit.vectors.book_ids, book_vectors=fit.vectors.vectors,
-                        on_progress=update, event_counts=event_counts,
-                        hybrid_weights=hybrid_weights,
-                    )  # fmt: skip
-
             checked = write_back_judged(
-                repo, settings, "gnn", run_id, phases, write,
-                partial(run_result, data, phases, metrics),
+                repo, settings, "gnn", run_id, phases, data, metrics,
+                {"book_ids": fit.vectors.book_ids, "book_vectors": fit.vectors.vectors},
                 candidate=candidate, core=core, split=split, unjudged=unjudged, force=force,
             )  # fmt: skip
     return TrainGnnResult(
